@@ -1,0 +1,183 @@
+"""`load_generator`: detect a checkpoint's format from its bytes and hand it to its reader.
+
+Formats (SPEC section 2): StyleGAN1 / StyleGAN2 TF pickles, stylegan2-ada-pytorch pickles,
+rosinality `.pt`, lernapparat's converted StyleGAN1 state dict, our `.safetensors`. Detection
+never trusts the file name. Every failure is one `CheckpointError` line naming the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import CheckpointError
+from ..models.base import Generator
+from .safe_pickle import PersistentObjectStub, TFNetworkStub, safe_pickle_load
+
+__all__ = ["detect_format", "load_generator", "read_generator_file"]
+
+# The first bytes of the legacy (pre-1.6, non-zip) torch.save stream: a pickled magic number.
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Classify a file by content: 'safetensors' | 'torch' | 'pickle' | 'hdf5'.
+
+    Raises `CheckpointError` for missing/empty files, HTML pages (a download service's quota or
+    login page saved in place of the checkpoint) and unknown content.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    if size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes); download it again")
+    stripped = head.lstrip().lower()
+    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in stripped[:512]:
+        raise CheckpointError(
+            f"{path}: is an HTML page, not a checkpoint: the download service returned a web page "
+            "(often a 'quota exceeded' or sign-in page); delete it and download from another address"
+        )
+    if head.startswith(b"PK\x03\x04"):
+        return "torch"
+    if head.startswith(_TORCH_LEGACY_MAGIC):
+        return "torch"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if len(head) >= 9:
+        header_len = int.from_bytes(head[:8], "little")
+        if 0 < header_len < size and head[8:9] == b"{":
+            return "safetensors"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    raise CheckpointError(
+        f"{path}: unknown file format (not a StyleGAN pickle, a PyTorch checkpoint or a "
+        ".safetensors file); first bytes: {head[:16]!r}"
+    )
+
+
+class _NamespaceStub(argparse.Namespace):
+    """Training `args` saved in rosinality checkpoints, as plain data."""
+
+
+def _torch_load(path: Path) -> Any:
+    """`torch.load(weights_only=True)`: torch's own restricted unpickler (tensors and containers),
+    plus an inert stand-in for the `argparse.Namespace` that training scripts save beside."""
+    try:
+        with torch.serialization.safe_globals([(_NamespaceStub, "argparse.Namespace")]):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: refused to load: the PyTorch file holds objects other than tensors "
+            f"({first}); loading never executes code from a file"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated PyTorch file ({e})") from None
+
+
+def read_generator_file(path: str | os.PathLike) -> Generator:
+    """Read any supported generator checkpoint file into a (CPU, float32) `Generator`."""
+    path = Path(path)
+    label = str(path)
+    fmt = detect_format(path)
+    if fmt == "safetensors":
+        from .native import load_native
+
+        return load_native(path)
+    if fmt == "hdf5":
+        raise CheckpointError(f"{path}: is an HDF5 file (VGG-16 weights?), not a generator")
+    if fmt == "torch":
+        obj = _torch_load(path)
+        return _from_torch_object(obj, label)
+    obj = safe_pickle_load(path)
+    return _from_pickle_object(obj, label)
+
+
+def _from_pickle_object(obj: Any, label: str) -> Generator:
+    if isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(n, TFNetworkStub) for n in obj):
+        gs = obj[2]
+        synthesis = gs.components.get("synthesis")
+        if synthesis is None or "mapping" not in gs.components:
+            raise CheckpointError(f"{label}: TF network {gs.name!r} has no mapping/synthesis parts")
+        if synthesis.build_func_name == "G_synthesis_stylegan2" or any(
+            name.endswith("mod_weight") for name in synthesis.variables
+        ):
+            from .stylegan2_tf import generator_from_tf
+        else:
+            from .stylegan1_tf import generator_from_tf
+        return generator_from_tf(gs, label)
+    if isinstance(obj, dict) and "G_ema" in obj:
+        if not isinstance(obj["G_ema"], PersistentObjectStub):
+            raise CheckpointError(f"{label}: 'G_ema' is not a stylegan2-ada-pytorch network")
+        from .stylegan2_ada import generator_from_ada
+
+        return generator_from_ada(obj, label)
+    if isinstance(obj, tuple) and all(isinstance(n, TFNetworkStub) for n in obj):
+        raise CheckpointError(
+            f"{label}: a TF pickle with {len(obj)} networks; expected the (G, D, Gs) tuple of a "
+            "StyleGAN snapshot"
+        )
+    raise CheckpointError(f"{label}: a pickle, but not a StyleGAN checkpoint ({_describe(obj)})")
+
+
+def _from_torch_object(obj: Any, label: str) -> Generator:
+    if isinstance(obj, dict) and "g_ema" in obj:
+        from .rosinality import generator_from_rosinality
+
+        return generator_from_rosinality(obj, label)
+    if isinstance(obj, dict) and any(str(k).startswith("g_synthesis.") for k in obj):
+        from .lernapparat import generator_from_lernapparat
+
+        return generator_from_lernapparat(obj, label)
+    raise CheckpointError(
+        f"{label}: a PyTorch file, but not a known generator layout ({_describe(obj)}); "
+        "expected rosinality's {'g_ema': ...} or lernapparat's 'g_mapping.*/g_synthesis.*' keys"
+    )
+
+
+def _describe(obj: Any) -> str:
+    if isinstance(obj, dict):
+        keys = ", ".join(repr(k) for k in list(obj)[:6])
+        more = ", ..." if len(obj) > 6 else ""
+        return f"a dict with keys {keys}{more}"
+    return f"a {type(obj).__name__}"
+
+
+def load_generator(
+    src: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    **reader_options: Any,
+) -> Generator:
+    """Load a generator from a registry name (e.g. 'ffhq-1024') or a checkpoint file path.
+
+    The result is in eval mode with gradients off for its weights (embedding optimises latents,
+    never weights). `reader_options` go to architectures that take them (e.g. `fp16=True`).
+    """
+    from .registry import is_registry_name, resolve_weights
+
+    if isinstance(src, str) and is_registry_name(src) and not Path(src).exists():
+        path = resolve_weights(src, kind="generator")
+    else:
+        path = Path(src)
+    G = read_generator_file(path)
+    for key, value in reader_options.items():
+        if not hasattr(G, key):
+            raise TypeError(f"{type(G).__name__} has no option {key!r}")
+        setattr(G, key, value)
+    G.eval().requires_grad_(False)
+    G.source = str(src)  # recorded in latent metadata
+    return G.to(device)

@@ -1,0 +1,1 @@
+"""The `image2stylegan` command line: thin wrappers over the library (STYLE habit 5)."""

@@ -1,0 +1,69 @@
+"""Entry point of the `image2stylegan` command: a click group whose subcommands load lazily.
+
+Exit codes (SPEC section 3): 0 success, 1 some inputs failed, 2 usage error. Library errors
+(`I2SError`) are printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import I2SError
+
+# command name -> "module:attribute" of its click command. Each lives in its own module so that
+# `image2stylegan --help` stays fast (torch is imported only by the command that runs).
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(module_name, package=__package__)
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="image2stylegan")
+def cli() -> None:
+    """Embed images into a pretrained StyleGAN's latent space and edit them there
+    (Image2StyleGAN, Abdal et al., ICCV 2019).
+
+    \b
+    Typical session:
+      image2stylegan align photo.jpg --out aligned/
+      image2stylegan embed aligned/photo.png --out embeddings/
+      image2stylegan morph embeddings/a/latent.npz embeddings/b/latent.npz --out morph.mp4
+    Run `image2stylegan COMMAND --help` for each command's options.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, turning library errors into one-line messages."""
+    try:
+        cli.main(args=argv, prog_name="image2stylegan", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except I2SError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; finished outputs are kept, re-run to resume.", err=True)
+        sys.exit(130)
+    sys.exit(0)

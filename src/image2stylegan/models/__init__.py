@@ -1,0 +1,1 @@
+"""Pure-PyTorch networks: the StyleGAN generators and VGG-16."""
