@@ -17,6 +17,8 @@ from ..errors import I2SError
 # command name -> "module:attribute" of its click command. Each lives in its own module so that
 # `image2stylegan --help` stays fast (torch is imported only by the command that runs).
 COMMANDS: dict[str, str] = {
+    "weights": ".weights_cmd:weights",
+    "align": ".align_cmd:align",
 }
 
 
@@ -53,7 +55,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning library errors into one-line messages."""
     try:
-        cli.main(args=argv, prog_name="image2stylegan", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="image2stylegan", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -66,4 +68,4 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted; finished outputs are kept, re-run to resume.", err=True)
         sys.exit(130)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)
