@@ -12,6 +12,16 @@ from typing import IO
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "sha256_file"]
 
 
+def _file_mode() -> int:
+    """The mode a plain `open(path, "w")` would give (0o666 minus the umask); mkstemp uses 0o600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it.
@@ -25,6 +35,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, _FILE_MODE)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
