@@ -177,7 +177,9 @@ def tensor_to_pil(img: torch.Tensor) -> Image.Image:
     return Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
 
 
-def image_grid(images: Sequence[Image.Image], ncols: int | None = None, pad: int = 0) -> Image.Image:
+def image_grid(
+    images: Sequence[Image.Image], ncols: int | None = None, pad: int = 0
+) -> Image.Image:
     """Tile equally sized PIL images row-major into one image (ncols defaults to a near-square)."""
     if not images:
         raise ValueError("image_grid needs at least one image")

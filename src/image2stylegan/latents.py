@@ -55,7 +55,9 @@ def save_latent(
     if w_np.ndim == 2:
         w_np = w_np[None]
     if w_np.ndim != 3 or w_np.shape[0] != 1:
-        raise LatentError(f"{path}: w must be [num_ws, w_dim] or [1, num_ws, w_dim], got {w_np.shape}")
+        raise LatentError(
+            f"{path}: w must be [num_ws, w_dim] or [1, num_ws, w_dim], got {w_np.shape}"
+        )
     arrays: dict[str, np.ndarray] = {"w": w_np.astype(np.float32)}
     for key, value in extras.items():
         if value is not None:
@@ -131,7 +133,9 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
     return LatentFile(torch.from_numpy(w.astype(np.float32)), metadata, extras, path)
 
 
-def check_latent_fits(latent: LatentFile, num_ws: int, w_dim: int, generator_name: str = "") -> None:
+def check_latent_fits(
+    latent: LatentFile, num_ws: int, w_dim: int, generator_name: str = ""
+) -> None:
     """Raise `LatentError` unless the latent's shape matches the generator's [num_ws, w_dim]."""
     if (latent.num_ws, latent.w_dim) != (num_ws, w_dim):
         gen = f" {generator_name}" if generator_name else ""

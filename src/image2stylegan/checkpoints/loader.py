@@ -46,10 +46,13 @@ def detect_format(path: str | os.PathLike) -> str:
     if size == 0:
         raise CheckpointError(f"{path}: the file is empty (0 bytes); download it again")
     stripped = head.lstrip().lower()
-    if stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in stripped[:512]:
+    if (
+        stripped.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
+        or b"<html" in stripped[:512]
+    ):
         raise CheckpointError(
             f"{path}: is an HTML page, not a checkpoint: the download service returned a web page "
-            "(often a 'quota exceeded' or sign-in page); delete it and download from another address"
+            "(often a 'quota exceeded' or sign-in page); delete it and use another address"
         )
     if head.startswith(b"PK\x03\x04"):
         return "torch"

@@ -115,7 +115,9 @@ class Generator(nn.Module):
         if noise is None:
             noise = self.make_noise(ws.shape[0], noise_mode, generator=generator)
         elif len(noise) != len(self.noise_buffers()):
-            raise ValueError(f"expected {len(self.noise_buffers())} noise tensors, got {len(noise)}")
+            raise ValueError(
+                f"expected {len(self.noise_buffers())} noise tensors, got {len(noise)}"
+            )
         return self.synthesize(ws, noise)
 
     def forward(
