@@ -152,7 +152,9 @@ def _rebuild_from_type_v2(func: Callable, new_type: type, args: tuple, state: An
 
 
 def _numpy_global(name: str) -> Any:
-    core = np._core if hasattr(np, "_core") else np.core  # numpy 2 | numpy 1
+    # numpy 2 moved the internals to numpy._core (numpy 1.26 has a bare `_core` stub, so the
+    # version decides, not hasattr)
+    core = np._core if int(np.__version__.split(".")[0]) >= 2 else np.core
     table = {
         "multiarray._reconstruct": core.multiarray._reconstruct,
         "multiarray.scalar": core.multiarray.scalar,
