@@ -19,6 +19,11 @@ from ..errors import I2SError
 COMMANDS: dict[str, str] = {
     "weights": ".weights_cmd:weights",
     "align": ".align_cmd:align",
+    "generate": ".generate_cmd:generate",
+    "morph": ".morph_cmd:morph",
+    "style-transfer": ".style_transfer_cmd:style_transfer",
+    "expression": ".expression_cmd:expression",
+    "walk": ".walk_cmd:walk",
 }
 
 

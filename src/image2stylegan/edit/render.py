@@ -1,0 +1,102 @@
+"""Rendering many codes through a generator in batches, frame by frame (SPEC section 3).
+
+`render_frames` yields one uint8 image at a time so callers can stream frames to a video
+writer: at most one batch of images is in memory, however long the sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..image import tensor_to_uint8
+from ..models.base import Generator, NoiseMode
+
+__all__ = ["bordered_grid", "frame_to_pil", "image_strip", "render_frames", "render_images"]
+
+
+def render_frames(
+    G: Generator,
+    ws: torch.Tensor,  # [K, num_ws, w_dim]
+    batch_size: int = 8,  # codes per synthesis call
+    noise_mode: NoiseMode = "const",  # SPEC: the editing commands render with the stored noise
+    noise_seeds: Sequence[int] | None = None,  # per-code seeds for noise_mode="random"
+    on_batch: Callable[[int], None] | None = None,  # called with the number of frames rendered
+) -> Iterator[np.ndarray]:
+    """Yield K uint8 images [H, W, C] in order, rendering `batch_size` codes per forward pass.
+
+    With noise_mode="random", code k gets noise from `torch.Generator().manual_seed(noise_seeds[k])`
+    (default seed k), so a frame does not depend on the batch it was rendered in.
+    """
+    if ws.ndim != 3:
+        raise ValueError(f"ws must be [K, num_ws, w_dim], got {list(ws.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if noise_seeds is not None and len(noise_seeds) != ws.shape[0]:
+        raise ValueError(f"need one noise seed per code: {ws.shape[0]}, got {len(noise_seeds)}")
+    device = G.w_avg.device
+    for start in range(0, ws.shape[0], batch_size):
+        batch = ws[start : start + batch_size].to(device=device, dtype=torch.float32)
+        noise = None
+        if noise_mode == "random":
+            seeds = noise_seeds or range(ws.shape[0])
+            per_code = [_cpu_noise(G, int(seeds[k])) for k in range(start, start + len(batch))]
+            noise = [torch.cat(parts).to(device) for parts in zip(*per_code, strict=True)]
+        with torch.no_grad():
+            img = G.synthesis(batch, noise_mode=noise_mode, noise=noise)  # [B, C, H, W]
+        frames = tensor_to_uint8(img)  # [B, H, W, C]
+        yield from frames
+        if on_batch is not None:
+            on_batch(frames.shape[0])
+
+
+def _cpu_noise(G: Generator, seed: int) -> list[torch.Tensor]:
+    """Random noise drawn on the CPU (same numbers on every device), one tensor per input."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn((1, 1, *b.shape[2:]), generator=g) for b in G.noise_buffers()]
+
+
+def render_images(G: Generator, ws: torch.Tensor, batch_size: int = 8, **kw) -> list[Image.Image]:
+    """Render a few codes [K, num_ws, w_dim] to PIL images (for grids and strips)."""
+    return [frame_to_pil(f) for f in render_frames(G, ws, batch_size, **kw)]
+
+
+def frame_to_pil(frame: np.ndarray) -> Image.Image:
+    """uint8 [H, W, C] -> RGB PIL image."""
+    return Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame).convert("RGB")
+
+
+def image_strip(images: Sequence[Image.Image | np.ndarray], pad: int = 0) -> Image.Image:
+    """One row of equally sized images, left to right (Fig. 4/7 layout)."""
+    pil = [im if isinstance(im, Image.Image) else frame_to_pil(im) for im in images]
+    if not pil:
+        raise ValueError("a strip needs at least one image")
+    w, h = pil[0].size
+    strip = Image.new("RGB", (len(pil) * w + (len(pil) - 1) * pad, h), "white")
+    for i, im in enumerate(pil):
+        strip.paste(im.convert("RGB"), (i * (w + pad), 0))
+    return strip
+
+
+def bordered_grid(
+    top: Sequence[Image.Image],  # C images along the top border (the content sources)
+    left: Sequence[Image.Image],  # R images down the left border (the style sources)
+    cells: Sequence[Sequence[Image.Image]],  # R rows of C images: cells[r][c]
+    gap: int | None = None,  # white gap between the borders and the cells (None: size / 32)
+) -> Image.Image:
+    """The Fig. 8/23 table: blank corner, sources on the top row and left column, results inside."""
+    if not top or not left or len(cells) != len(left) or any(len(r) != len(top) for r in cells):
+        raise ValueError("cells must be len(left) rows of len(top) images")
+    w, h = top[0].size
+    gap = max(2, w // 32) if gap is None else gap
+    grid = Image.new("RGB", ((len(top) + 1) * w + gap, (len(left) + 1) * h + gap), "white")
+    for c, im in enumerate(top):
+        grid.paste(im.convert("RGB"), (w + gap + c * w, 0))
+    for r, im in enumerate(left):
+        grid.paste(im.convert("RGB"), (0, h + gap + r * h))
+        for c, cell in enumerate(cells[r]):
+            grid.paste(cell.convert("RGB"), (w + gap + c * w, h + gap + r * h))
+    return grid
