@@ -7,21 +7,34 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .align import align_face
 from .checkpoints import load_generator
+from .checkpoints.vgg_weights import load_lpips, load_vgg16
 from .edit import expression_transfer, morph, random_walk, style_transfer
+from .embed import EmbedConfig, Embedder, EmbedResult, embed
 from .errors import CheckpointError, I2SError, ImageError, LatentError, WeightsError
 from .latents import load_latent, save_latent
+from .losses import LPIPS, Image2StyleGANLoss
 
 __all__ = [
+    "LPIPS",
     "CheckpointError",
+    "EmbedConfig",
+    "EmbedResult",
+    "Embedder",
     "I2SError",
+    "Image2StyleGANLoss",
     "ImageError",
     "LatentError",
     "WeightsError",
     "__version__",
+    "align_face",
+    "embed",
     "expression_transfer",
     "load_generator",
     "load_latent",
+    "load_lpips",
+    "load_vgg16",
     "morph",
     "random_walk",
     "save_latent",

@@ -17,6 +17,7 @@ from ..errors import I2SError
 # command name -> "module:attribute" of its click command. Each lives in its own module so that
 # `image2stylegan --help` stays fast (torch is imported only by the command that runs).
 COMMANDS: dict[str, str] = {
+    "embed": ".embed_cmd:embed",
     "weights": ".weights_cmd:weights",
     "align": ".align_cmd:align",
     "generate": ".generate_cmd:generate",

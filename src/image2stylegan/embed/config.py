@@ -1,0 +1,131 @@
+"""Settings of Algorithm 1 (Sec. 5): one frozen dataclass, paper defaults, and two presets.
+
+`EmbedConfig()` is the paper: W+, init w̄, Eq. 1 loss (VGG-16 conv1_1, conv1_2, conv3_2, conv4_2
++ MSE, all weights 1, perceptual term at 256 px), Adam(lr 0.01, betas (0.9, 0.999), eps 1e-8),
+5000 steps, constant noise. `PRESETS["nvidia"]` reproduces NVIDIA's projector loop
+(stylegan2-ada-pytorch `projector.py`) so both can be compared on the same image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["PAPER_LAYERS", "PRESETS", "EmbedConfig", "parse_loss"]
+
+Space = Literal["w+", "w", "z"]
+NoiseHandling = Literal["const", "resample", "restart"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+PAPER_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Eq. 2
+LOSS_TERMS = ("perceptual", "mse", "lpips")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Every choice the paper ablates, as one field each (CLI options map one-to-one)."""
+
+    space: Space = "w+"  # Sec. 3.3: W+ (18 x 512) embeds; W and Z do not
+    init: str = "mean"  # Sec. 5.1: "mean" = w̄ (faces), "random" = U[-1, 1] (other classes)
+    steps: int = 5000  # Sec. 5.3: faces converge by ~1000, paintings by ~5000 (Fig. 10)
+    lr: float = 0.01  # Sec. 5.3, Adam
+    betas: tuple[float, float] = (0.9, 0.999)  # Sec. 5.3
+    eps: float = 1e-8  # Sec. 5.3
+    loss: str = "perceptual+mse"  # Eq. 1; terms "perceptual", "mse", "lpips" joined with "+"
+    layers: tuple[str, ...] = PAPER_LAYERS  # Eq. 2: VGG-16 layers of the perceptual term
+    layer_weights: tuple[float, ...] | None = None  # lambda_j, None = all 1 (Eq. 2)
+    mse_weight: float = 1.0  # lambda_mse (Eq. 1)
+    lpips_weight: float = 1.0  # weight of the optional LPIPS term
+    perceptual_size: int | None = 256  # supplement "resizing trick"; None = full res (Fig. 12)
+    noise: NoiseHandling = "const"  # Fig. 16: const (paper), resample each step, restart
+    seed: int = 0  # random init / noise; the result depends only on the image and the seed
+    # --- NVIDIA projector extras (all off in the paper) ----------------------------------------
+    lr_rampup: float = 0.0  # fraction of the steps with a linear lr warm-up
+    lr_rampdown: float = 0.0  # fraction of the steps with a cosine lr ramp-down
+    w_noise_factor: float = 0.0  # latent noise std as a fraction of the W std, decaying
+    w_noise_ramp: float = 0.75  # fraction of the steps over which that noise decays to 0
+    noise_regularize_weight: float = 0.0  # NVIDIA's noise-map autocorrelation penalty
+    optimize_noise: bool = False  # optimise the noise maps together with the latent
+    w_stats: Literal["generator", "sampled"] = "generator"  # w̄ = G.w_avg, or from 10k samples
+    # --- execution -----------------------------------------------------------------------------
+    precision: Precision = "fp32"  # autocast dtype for synthesis + loss (CUDA); fp32 = exact
+    compile: bool = False  # torch.compile the forward + loss
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.space not in ("w+", "w", "z"):
+            raise ValueError(f"space must be w+, w or z, got {self.space!r}")
+        if self.noise not in ("const", "resample", "restart"):
+            raise ValueError(f"noise must be const, resample or restart, got {self.noise!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.perceptual_size is not None and self.perceptual_size < 16:
+            raise ValueError(
+                f"perceptual_size must be >= 16 px or None, got {self.perceptual_size}"
+            )
+        parse_loss(self.loss)
+        if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
+            raise ValueError(
+                f"{len(self.layer_weights)} layer weights given for {len(self.layers)} layers"
+            )
+
+    @property
+    def loss_terms(self) -> tuple[str, ...]:
+        return parse_loss(self.loss)
+
+    def replace(self, **changes: Any) -> EmbedConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the optimisation's result (resume safety)."""
+        d = self.to_dict()
+        for key in ("compile",):  # execution details that do not change the numbers
+            d.pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_loss(loss: str) -> tuple[str, ...]:
+    """'perceptual+mse' -> ('perceptual', 'mse'); raises ValueError for unknown terms."""
+    terms = tuple(t.strip().lower() for t in loss.split("+") if t.strip())
+    unknown = [t for t in terms if t not in LOSS_TERMS]
+    if not terms or unknown:
+        raise ValueError(
+            f"loss {loss!r}: use terms {', '.join(LOSS_TERMS)} joined with '+' "
+            "(e.g. perceptual+mse, the paper's Eq. 1)"
+        )
+    return terms
+
+
+PRESETS: dict[str, EmbedConfig] = {
+    # Algorithm 1 with the paper's settings (Sec. 5).
+    "paper": EmbedConfig(),
+    # NVIDIA's projector (stylegan2-ada-pytorch projector.py): W space, LPIPS distance, lr 0.1
+    # with 5 % warm-up and 25 % cosine ramp-down, latent noise 0.05 * w_std decaying over 75 %,
+    # noise maps optimised with an autocorrelation penalty of weight 1e5, 1000 steps,
+    # w̄ and w_std from 10 000 mapped samples.
+    "nvidia": EmbedConfig(
+        space="w",
+        init="mean",
+        steps=1000,
+        lr=0.1,
+        loss="lpips",
+        perceptual_size=256,
+        lr_rampup=0.05,
+        lr_rampdown=0.25,
+        w_noise_factor=0.05,
+        w_noise_ramp=0.75,
+        noise_regularize_weight=1e5,
+        optimize_noise=True,
+        w_stats="sampled",
+    ),
+}

@@ -1,0 +1,483 @@
+"""Algorithm 1 (Sec. 5): optimise a latent code so that G(w*) reproduces a target image.
+
+`Embedder.iterate` is the one step loop the CLI, the web UI and the experiments all drive. It
+is batched: N targets share one latent tensor [N, ...], the loss is per image and summed, and
+Adam is elementwise, so each image's optimisation is independent of the batch it is in. Random
+draws (random init, resampled noise, NVIDIA-preset latent noise) come from one RNG per image,
+seeded with `config.seed`, so an image's result depends only on the image and the seed.
+
+The loop never syncs with the host except when it yields a report (every `report_every` steps).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.base import Generator
+from .config import EmbedConfig
+
+__all__ = ["EmbedResult", "EmbedState", "Embedder", "StepReport", "TargetLoss", "sampled_w_stats"]
+
+
+class TargetLoss(Protocol):
+    """A per-image loss against cached targets: `set_target(t)` once, then `loss(img)` per step."""
+
+    def set_target(self, target: torch.Tensor) -> None: ...
+
+    def __call__(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
+        """img [N, C, H, W] -> terms, each [N]; must include "total"."""
+        ...
+
+
+@dataclass
+class EmbedState:
+    """Everything needed to continue an optimisation exactly (a resume checkpoint).
+
+    Batched tensors have the batch in dim 0, so `split` / `merge` move between per-image
+    checkpoints and batches (images merged into a batch must be at the same step).
+    """
+
+    step: int  # steps done
+    latent: torch.Tensor  # [N, ...] the optimised variable (z, w or w+)
+    exp_avg: list[torch.Tensor]  # Adam first moments, one per optimised tensor
+    exp_avg_sq: list[torch.Tensor]  # Adam second moments
+    noise: list[torch.Tensor]  # [N, 1, h, w] per noise input (restart/optimised), or []
+    rng: list[torch.Tensor]  # one RNG state per image
+    history: torch.Tensor  # [step, N, 3] (total, perceptual, mse) per step
+    elapsed: float = 0.0  # seconds spent so far
+
+    @property
+    def batch_size(self) -> int:
+        return self.latent.shape[0]
+
+    def split(self) -> list[EmbedState]:
+        rows = range(self.batch_size)
+        return [
+            EmbedState(
+                step=self.step,
+                latent=self.latent[i : i + 1].clone(),
+                exp_avg=[t[i : i + 1].clone() for t in self.exp_avg],
+                exp_avg_sq=[t[i : i + 1].clone() for t in self.exp_avg_sq],
+                noise=[t[i : i + 1].clone() for t in self.noise],
+                rng=[self.rng[i]],
+                history=self.history[:, i : i + 1].clone(),
+                elapsed=self.elapsed,
+            )
+            for i in rows
+        ]
+
+    @staticmethod
+    def merge(states: Sequence[EmbedState]) -> EmbedState:
+        steps = {s.step for s in states}
+        if len(steps) != 1:
+            raise ValueError(f"cannot batch states at different steps {sorted(steps)}")
+        return EmbedState(
+            step=states[0].step,
+            latent=torch.cat([s.latent for s in states]),
+            exp_avg=[torch.cat(ts) for ts in zip(*(s.exp_avg for s in states), strict=True)],
+            exp_avg_sq=[torch.cat(ts) for ts in zip(*(s.exp_avg_sq for s in states), strict=True)],
+            noise=[torch.cat(ts) for ts in zip(*(s.noise for s in states), strict=True)],
+            rng=[r for s in states for r in s.rng],
+            history=torch.cat([s.history for s in states], dim=1),
+            elapsed=max(s.elapsed for s in states),
+        )
+
+    def to_dict(self) -> dict:
+        """Plain tensors/ints/lists, loadable with `torch.load(weights_only=True)`."""
+        return {
+            "step": self.step,
+            "latent": self.latent.cpu(),
+            "exp_avg": [t.cpu() for t in self.exp_avg],
+            "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
+            "noise": [t.cpu() for t in self.noise],
+            "rng": [r.cpu() for r in self.rng],
+            "history": self.history.cpu(),
+            "elapsed": float(self.elapsed),
+        }
+
+    @staticmethod
+    def from_dict(d: dict) -> EmbedState:
+        return EmbedState(
+            step=int(d["step"]),
+            latent=d["latent"],
+            exp_avg=list(d["exp_avg"]),
+            exp_avg_sq=list(d["exp_avg_sq"]),
+            noise=list(d["noise"]),
+            rng=list(d["rng"]),
+            history=d["history"],
+            elapsed=float(d.get("elapsed", 0.0)),
+        )
+
+
+@dataclass
+class StepReport:
+    """The loop's state at a report point (every `report_every` steps and at the end)."""
+
+    step: int  # steps done so far
+    steps: int  # total steps
+    losses: torch.Tensor  # [N, 3] (total, perceptual, mse) of the last step, on the device
+    images: torch.Tensor  # [N, C, H, W] the synthesised images of the last step (detached)
+    ws: torch.Tensor  # [N, num_ws, w_dim] the codes that made them (detached)
+    elapsed: float  # seconds
+    state: Callable[[], EmbedState] = field(repr=False, default=lambda: None)  # resume state
+
+
+@dataclass
+class EmbedResult:
+    """The outcome of a finished optimisation."""
+
+    ws: torch.Tensor  # [N, num_ws, w_dim] w* (W+ codes, also for the W / Z spaces)
+    images: torch.Tensor  # [N, C, H, W] G(w*) with the noise used in the optimisation
+    losses: dict[str, torch.Tensor]  # final terms of G(w*) (one more evaluation), each [N]
+    history: torch.Tensor  # [steps, N, 3] (total, perceptual, mse) per step
+    elapsed: float
+    z: torch.Tensor | None = None  # [N, z_dim] for space="z"
+    w_single: torch.Tensor | None = None  # [N, w_dim] for space="w"
+    noise: list[torch.Tensor] = field(default_factory=list)  # per-image noise if not stored
+
+
+def sampled_w_stats(
+    G: Generator, num_samples: int = 10_000, seed: int = 123456, batch: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """w̄ [w_dim] and the scalar w std from mapped samples, as NVIDIA's projector computes them
+    (z from np.random.RandomState(123456), std = sqrt(sum ||w - w̄||² / num_samples))."""
+    device = G.w_avg.device
+    z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).float()
+    with torch.no_grad():
+        w = torch.cat([G.map_z(z[i : i + batch].to(device)) for i in range(0, num_samples, batch)])
+    w = w.double()
+    w_avg = w.mean(0)
+    w_std = ((w - w_avg).square().sum() / num_samples).sqrt()
+    return w_avg.float(), w_std.float()
+
+
+class Embedder:
+    """Runs Algorithm 1 for a generator, a loss and an `EmbedConfig`."""
+
+    def __init__(
+        self,
+        G: Generator,  # frozen generator (load_generator returns it in eval mode)
+        loss_fn: TargetLoss,  # per-image loss against a cached target
+        config: EmbedConfig = EmbedConfig(),  # noqa: B008 - frozen dataclass
+        content_box: tuple[int, int, int, int] | None = None,  # (x0, y0, x1, y1) scored region
+    ) -> None:
+        self.G = G
+        self.loss_fn = loss_fn
+        self.config = config
+        self.content_box = content_box
+        self.device = G.w_avg.device
+        if config.w_stats == "sampled" or config.w_noise_factor > 0:
+            self.w_avg, self.w_std = sampled_w_stats(G)
+        else:
+            self.w_avg, self.w_std = G.w_avg.detach().clone(), torch.tensor(0.0)
+        if config.w_stats == "generator":
+            self.w_avg = G.w_avg.detach().clone()
+        self._forward = self._forward_eager
+        if config.compile:
+            self._forward = torch.compile(self._forward_eager, dynamic=False)
+
+    # --- setup -----------------------------------------------------------------------------
+
+    def _rngs(self, n: int) -> list[torch.Generator]:
+        gens = []
+        for _ in range(n):
+            g = torch.Generator(device="cpu")
+            g.manual_seed(self.config.seed)
+            gens.append(g)
+        return gens
+
+    def _initial_latent(
+        self, n: int, rngs: list[torch.Generator], init: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Start of the variable: [N, num_ws, w_dim] (w+), [N, 1, w_dim] (w) or [N, z_dim] (z)."""
+        cfg, G = self.config, self.G
+        shape = {
+            "w+": (G.num_ws, G.w_dim),
+            "w": (1, G.w_dim),
+            "z": (G.z_dim,),
+        }[cfg.space]
+        if init is not None:
+            return self._latent_from_tensor(init, n, shape)
+        if cfg.init == "mean":
+            if cfg.space == "z":
+                return torch.zeros((n, *shape))  # the centre of N(0, I); maps to G.mapping(0)
+            return self.w_avg.detach().cpu().expand(n, *shape).clone()
+        if cfg.init == "random":  # Sec. 5.1: each variable independently from U[-1, 1]
+            return torch.stack([torch.rand(shape, generator=g) * 2 - 1 for g in rngs])
+        raise ValueError(f"init must be 'mean', 'random' or a latent tensor, got {cfg.init!r}")
+
+    def _latent_from_tensor(
+        self, init: torch.Tensor, n: int, shape: tuple[int, ...]
+    ) -> torch.Tensor:
+        init = init.detach().float().cpu()
+        space = self.config.space
+        if space == "z":
+            if init.shape[-1] != self.G.z_dim:
+                raise ValueError("space z needs a z code to start from (the latent file has none)")
+            init = init.reshape(-1, self.G.z_dim)
+        else:
+            if init.ndim == 2:
+                init = init.unsqueeze(0)
+            if init.shape[-2:] != (self.G.num_ws, self.G.w_dim):
+                raise ValueError(
+                    f"init latent is {list(init.shape)}, the generator takes "
+                    f"[N, {self.G.num_ws}, {self.G.w_dim}]"
+                )
+            if space == "w":
+                init = init.mean(dim=1, keepdim=True)
+        if init.shape[0] == 1:
+            init = init.expand(n, *shape)
+        if init.shape[0] != n:
+            raise ValueError(f"init has {init.shape[0]} codes for {n} images")
+        return init.clone()
+
+    def _initial_noise(self, n: int, rngs: list[torch.Generator]) -> list[torch.Tensor]:
+        """Per-image noise maps when they are not the stored constants ([] = stored buffers)."""
+        cfg = self.config
+        if not (cfg.noise == "restart" or cfg.optimize_noise):
+            return []
+        shapes = [b.shape[2:] for b in self.G.noise_buffers()]
+        per_image = [[torch.randn((1, 1, *s), generator=g) for s in shapes] for g in rngs]
+        return [torch.cat(maps) for maps in zip(*per_image, strict=True)]
+
+    # --- the step ---------------------------------------------------------------------------
+
+    def _ws(self, latent: torch.Tensor) -> torch.Tensor:
+        """The variable -> W+ codes [N, num_ws, w_dim]."""
+        G = self.G
+        if self.config.space == "z":
+            return G.mapping(latent)
+        return latent.expand(-1, G.num_ws, -1) if self.config.space == "w" else latent
+
+    def _crop(self, img: torch.Tensor) -> torch.Tensor:
+        if self.content_box is None:
+            return img
+        x0, y0, x1, y1 = self.content_box
+        return img[..., y0:y1, x0:x1]
+
+    def _forward_eager(
+        self, latent: torch.Tensor, noise: list[torch.Tensor], latent_noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+        var = latent if latent_noise is None else latent + latent_noise
+        ws = self._ws(var)
+        with self._autocast():
+            img = self.G.synthesis(ws, noise=noise or None)
+            terms = self.loss_fn(self._crop(img))
+        terms = {k: v.float() for k, v in terms.items()}
+        if self.config.noise_regularize_weight > 0 and noise:
+            reg = noise_regularization(noise)
+            terms["noise_reg"] = reg
+            terms["total"] = terms["total"] + self.config.noise_regularize_weight * reg
+        return img, terms, ws
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        p = self.config.precision
+        if p == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if p == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _lr(self, step: int) -> float:
+        """NVIDIA's schedule when ramps are set (cosine ramp-down, linear warm-up), else flat."""
+        cfg = self.config
+        t = step / max(cfg.steps, 1)
+        ramp = 1.0
+        if cfg.lr_rampdown > 0:
+            ramp = min(1.0, (1.0 - t) / cfg.lr_rampdown)
+            ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+        if cfg.lr_rampup > 0:
+            ramp = ramp * min(1.0, t / cfg.lr_rampup)
+        return cfg.lr * ramp
+
+    def _latent_noise_scale(self, step: int) -> float:
+        cfg = self.config
+        if cfg.w_noise_factor <= 0:
+            return 0.0
+        t = step / max(cfg.steps, 1)
+        return float(self.w_std) * cfg.w_noise_factor * max(0.0, 1.0 - t / cfg.w_noise_ramp) ** 2
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def iterate(
+        self,
+        targets: torch.Tensor,  # [N, C, H, W] in [-1, 1], the generator's frame size
+        init: torch.Tensor | None = None,  # start codes (e.g. from a latent file)
+        state: EmbedState | None = None,  # resume from here
+        report_every: int = 50,
+        stop_after: int | None = None,  # stop (with a final report) once this many steps are done
+    ) -> Iterator[StepReport]:
+        """Run the optimisation, yielding a `StepReport` every `report_every` steps and at the end.
+
+        The last report's `state()` resumes exactly (same numbers as an uninterrupted run).
+        """
+        cfg, G, dev = self.config, self.G, self.device
+        n = targets.shape[0]
+        self.loss_fn.set_target(self._crop(targets.to(dev)))
+
+        if state is None:
+            rngs = self._rngs(n)
+            latent = self._initial_latent(n, rngs, init)
+            noise = self._initial_noise(n, rngs)
+            history = torch.zeros(0, n, 3)
+            start, elapsed0 = 0, 0.0
+        else:
+            if state.batch_size != n:
+                raise ValueError(f"resume state holds {state.batch_size} images, got {n} targets")
+            rngs = []
+            for s in state.rng:
+                g = torch.Generator(device="cpu")
+                g.set_state(s)
+                rngs.append(g)
+            latent, noise, history = state.latent, state.noise, state.history
+            start, elapsed0 = state.step, state.elapsed
+
+        latent = latent.to(dev).requires_grad_(True)
+        noise = [t.to(dev).requires_grad_(cfg.optimize_noise) for t in noise]
+        params = [latent] + (noise if cfg.optimize_noise else [])
+        opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        if state is not None and state.step > 0:
+            for p, m, v in zip(params, state.exp_avg, state.exp_avg_sq, strict=True):
+                opt.state[p] = {
+                    "step": torch.tensor(float(state.step)),
+                    "exp_avg": m.to(dev).clone(),
+                    "exp_avg_sq": v.to(dev).clone(),
+                }
+        resample = cfg.noise == "resample"
+        noise_shapes = [b.shape[2:] for b in G.noise_buffers()]
+        log = torch.zeros(cfg.steps - start, n, 3, device=dev)
+        end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        t0 = time.perf_counter()
+
+        def snapshot(done: int) -> EmbedState:
+            def moments(key: str) -> list[torch.Tensor]:
+                if done == 0:
+                    return [torch.zeros_like(p).cpu() for p in params]
+                return [opt.state[p][key].detach().cpu().clone() for p in params]
+
+            return EmbedState(
+                step=done,
+                latent=latent.detach().cpu().clone(),
+                exp_avg=moments("exp_avg"),
+                exp_avg_sq=moments("exp_avg_sq"),
+                noise=[t.detach().cpu().clone() for t in noise],
+                rng=[g.get_state() for g in rngs],
+                history=torch.cat([history, log[: done - start].cpu()]),
+                elapsed=elapsed0 + time.perf_counter() - t0,
+            )
+
+        img = ws = None
+        zero = torch.zeros(n, device=dev)
+        last_terms = torch.zeros(n, 3, device=dev)
+        for step in range(start, end):
+            for group in opt.param_groups:
+                group["lr"] = self._lr(step)
+            step_noise = noise
+            if resample:
+                step_noise = [
+                    torch.cat([torch.randn((1, 1, *s), generator=g) for g in rngs]).to(dev)
+                    for s in noise_shapes
+                ]
+            latent_noise = None
+            scale = self._latent_noise_scale(step)
+            if scale > 0:
+                latent_noise = (
+                    torch.stack([torch.randn(latent.shape[1:], generator=g) for g in rngs]).to(dev)
+                    * scale
+                )
+            img, terms, ws = self._forward(latent, list(step_noise), latent_noise)
+            opt.zero_grad(set_to_none=True)
+            terms["total"].sum().backward()  # sum, not mean: per-image gradients, batch-invariant
+            opt.step()
+            if cfg.optimize_noise:
+                with torch.no_grad():  # NVIDIA: renormalise each noise map to zero mean, unit std
+                    for t in noise:
+                        t -= t.mean(dim=(1, 2, 3), keepdim=True)
+                        t *= t.square().mean(dim=(1, 2, 3), keepdim=True).rsqrt()
+            last_terms = torch.stack(
+                [terms["total"], terms.get("perceptual", zero), terms.get("mse", zero)],
+                dim=1,
+            ).detach()
+            log[step - start] = last_terms
+            done = step + 1
+            if done % report_every == 0 or done == end:
+                yield StepReport(
+                    step=done,
+                    steps=cfg.steps,
+                    losses=last_terms,
+                    images=img.detach(),
+                    ws=ws.detach(),
+                    elapsed=elapsed0 + time.perf_counter() - t0,
+                    state=lambda done=done: snapshot(done),
+                )
+        if start >= end:  # nothing to do (already finished): report the given state
+            yield StepReport(
+                step=start,
+                steps=cfg.steps,
+                losses=last_terms,
+                images=torch.empty(0),
+                ws=self._ws(latent.detach()).detach(),
+                elapsed=elapsed0,
+                state=lambda: snapshot(start),
+            )
+
+    def run(
+        self,
+        targets: torch.Tensor,
+        init: torch.Tensor | None = None,
+        state: EmbedState | None = None,
+        callback: Callable[[StepReport], None] | None = None,
+        report_every: int = 50,
+    ) -> EmbedResult:
+        """Run to the end and evaluate G(w*) once more for the final loss terms."""
+        last = None
+        for report in self.iterate(targets, init=init, state=state, report_every=report_every):
+            last = report
+            if callback is not None:
+                callback(report)
+        assert last is not None
+        return self.finish(targets, last.state())
+
+    @torch.no_grad()
+    def finish(self, targets: torch.Tensor, state: EmbedState) -> EmbedResult:
+        """Final codes, image and loss terms of a (finished) state."""
+        dev = self.device
+        self.loss_fn.set_target(self._crop(targets.to(dev)))
+        latent = state.latent.to(dev)
+        noise = [t.to(dev) for t in state.noise]
+        img, terms, ws = self._forward_eager(latent, noise, None)
+        z = latent.cpu() if self.config.space == "z" else None
+        w_single = latent[:, 0].cpu() if self.config.space == "w" else None
+        return EmbedResult(
+            ws=ws.detach().cpu(),
+            images=img.detach().cpu(),
+            losses={k: v.detach().cpu() for k, v in terms.items()},
+            history=state.history,
+            elapsed=state.elapsed,
+            z=z,
+            w_single=w_single,
+            noise=[t.cpu() for t in state.noise],
+        )
+
+
+def noise_regularization(noise: Sequence[torch.Tensor]) -> torch.Tensor:
+    """NVIDIA's noise-map penalty, per image: squared spatial autocorrelation at lag 1 (x and y)
+    over a pyramid of 2x average-pooled maps down to 8 x 8. Returns [N]."""
+    reg = torch.zeros(noise[0].shape[0], device=noise[0].device)
+    for t in noise:
+        t = t.float()
+        while True:
+            reg = reg + (t * torch.roll(t, shifts=1, dims=3)).mean(dim=(1, 2, 3)).square()
+            reg = reg + (t * torch.roll(t, shifts=1, dims=2)).mean(dim=(1, 2, 3)).square()
+            if t.shape[2] <= 8:
+                break
+            t = F.avg_pool2d(t, kernel_size=2)
+    return reg
