@@ -18,12 +18,25 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.base import Generator
-from .safe_pickle import PersistentObjectStub, TFNetworkStub, safe_pickle_load
+from .safe_pickle import (
+    PersistentObjectStub,
+    TFNetworkStub,
+    safe_pickle_load,
+    weights_only_refusal,
+)
 
 __all__ = ["detect_format", "load_generator", "read_generator_file"]
 
 # The first bytes of the legacy (pre-1.6, non-zip) torch.save stream: a pickled magic number.
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+# Files users mistake for checkpoints (a wrong download, a renamed image): named in the error.
+_OTHER_FILES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive (unpack it first)"),
+)
 
 
 def detect_format(path: str | os.PathLike) -> str:
@@ -66,6 +79,9 @@ def detect_format(path: str | os.PathLike) -> str:
             return "safetensors"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "pickle"
+    for magic, what in _OTHER_FILES:
+        if head.startswith(magic):
+            raise CheckpointError(f"{path}: is {what}, not a generator checkpoint")
     raise CheckpointError(
         f"{path}: unknown file format (not a StyleGAN pickle, a PyTorch checkpoint or a "
         ".safetensors file); first bytes: {head[:16]!r}"
@@ -79,17 +95,39 @@ class _NamespaceStub(argparse.Namespace):
 def _torch_load(path: Path) -> Any:
     """`torch.load(weights_only=True)`: torch's own restricted unpickler (tensors and containers),
     plus an inert stand-in for the `argparse.Namespace` that training scripts save beside."""
+    with open(path, "rb") as f:
+        is_zip = f.read(4) == b"PK\x03\x04"
+    if is_zip and not zipfile.is_zipfile(path):  # no end-of-archive record: cut short
+        raise CheckpointError(
+            f"{path}: the PyTorch file ends early or is damaged (incomplete zip archive; "
+            "truncated download?)"
+        )
     try:
-        with torch.serialization.safe_globals([(_NamespaceStub, "argparse.Namespace")]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        # An open file, not the path: torch.load picks a reader from a path's suffix
+        # (".safetensors"), and the format must come from the content.
+        with (
+            open(path, "rb") as f,
+            torch.serialization.safe_globals([(_NamespaceStub, "argparse.Namespace")]),
+        ):
+            return torch.load(f, map_location="cpu", weights_only=True)
+    except EOFError:
+        raise CheckpointError(f"{path}: the file ends early (truncated download?)") from None
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "truncated" in str(e):
+            raise CheckpointError(f"{path}: the file ends early (truncated download?)") from None
         raise CheckpointError(
             f"{path}: refused to load: the PyTorch file holds objects other than tensors "
-            f"({first}); loading never executes code from a file"
+            f"({weights_only_refusal(e)}); loading never executes code from a file"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated PyTorch file ({e})") from None
+    except Exception as e:  # corrupt data surfaces as many exception types inside torch.load
+        raise CheckpointError(
+            f"{path}: corrupt or truncated PyTorch file ({_first_line(e)})"
+        ) from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0].split(". ")[0] if text else type(e).__name__
 
 
 def read_generator_file(path: str | os.PathLike) -> Generator:
@@ -165,18 +203,32 @@ def load_generator(
     device: str | torch.device = "cpu",
     **reader_options: Any,
 ) -> Generator:
-    """Load a generator from a registry name (e.g. 'ffhq-1024') or a checkpoint file path.
+    """Load a generator from a registry name, a checkpoint file path, or a `random:` source.
+
+    - registry name (e.g. 'ffhq-1024'): the cached official file, downloaded when missing;
+    - file path: any supported checkpoint, its format detected from the content;
+    - 'random:ARCH-RES[@SEED]' (e.g. 'random:stylegan1-1024', 'random:stylegan2-256@3'): the
+      official architecture (StyleGAN1 = the FFHQ configuration, StyleGAN2 = config-f) at that
+      power-of-two resolution, weights initialised as the official code does from SEED (default
+      0), stored noise N(0, 1), `w_avg` = the mean of 10 000 mapped z. For the paper's
+      random-network experiment (Fig. 5 (b)(e)) and offline demos; see
+      checkpoints/random_generators.py.
 
     The result is in eval mode with gradients off for its weights (embedding optimises latents,
-    never weights). `reader_options` go to architectures that take them (e.g. `fp16=True`).
+    never weights) and records `src` in `G.source`. `reader_options` go to architectures that
+    take them (e.g. `fp16=True`).
     """
+    from .random_generators import is_random_source, random_generator
     from .registry import is_registry_name, resolve_weights
 
-    if isinstance(src, str) and is_registry_name(src) and not Path(src).exists():
-        path = resolve_weights(src, kind="generator")
+    if is_random_source(src):
+        G = random_generator(str(src))
     else:
-        path = Path(src)
-    G = read_generator_file(path)
+        if isinstance(src, str) and is_registry_name(src) and not Path(src).exists():
+            path = resolve_weights(src, kind="generator")
+        else:
+            path = Path(src)
+        G = read_generator_file(path)
     for key, value in reader_options.items():
         if not hasattr(G, key):
             raise TypeError(f"{type(G).__name__} has no option {key!r}")

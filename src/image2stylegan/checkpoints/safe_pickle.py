@@ -21,6 +21,7 @@ import collections
 import io
 import os
 import pickle
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -34,7 +35,9 @@ __all__ = [
     "EasyDictStub",
     "PersistentObjectStub",
     "TFNetworkStub",
+    "refused_torch_global",
     "safe_pickle_load",
+    "weights_only_refusal",
 ]
 
 
@@ -131,7 +134,42 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentObjectStub:
 
 def _load_torch_bytes(data: bytes) -> Any:
     """`torch.storage._load_from_bytes`, but with torch's own weights-only unpickler."""
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        name = refused_torch_global(e)
+        if name is not None:
+            raise _RefusedGlobal(name) from None
+        raise pickle.UnpicklingError(
+            f"an embedded tensor stream was refused ({weights_only_refusal(e)})"
+        ) from None
+
+
+def refused_torch_global(e: BaseException) -> str | None:
+    """The global (e.g. 'posix.system') that torch's weights-only unpickler refused, if named."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(e))
+    return found[1] if found else None
+
+
+def weights_only_refusal(e: BaseException) -> str:
+    """One line on what torch's weights-only unpickler refused, without its advice to turn the
+    check off (`weights_only=False`)."""
+    name = refused_torch_global(e)
+    if name is not None:
+        return f"it asks for '{name}'"
+    lines = [
+        line.strip()
+        for line in str(e).splitlines()
+        if line.strip()
+        and not line.startswith("Weights only load failed")
+        and "weights_only" not in line
+    ]
+    return lines[0] if lines else type(e).__name__
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _codecs_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
@@ -245,7 +283,15 @@ def _load(f: IO[bytes], allowed: Mapping[tuple[str, str], Any], label: str) -> A
         ) from None
     except EOFError:
         raise CheckpointError(f"{label}: the file ends early (truncated download?)") from None
+    except pickle.UnpicklingError as e:
+        if "truncated" in str(e):  # "pickle data was truncated"
+            raise CheckpointError(f"{label}: the file ends early (truncated download?)") from None
+        raise CheckpointError(
+            f"{label}: corrupt or unsupported pickle data ({_first_line(e)})"
+        ) from None
     except CheckpointError:
         raise
     except Exception as e:  # corrupt data surfaces as many exception types inside pickle
-        raise CheckpointError(f"{label}: corrupt or unsupported pickle data ({e})") from None
+        raise CheckpointError(
+            f"{label}: corrupt or unsupported pickle data ({_first_line(e)})"
+        ) from None

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "style-transfer": ".style_transfer_cmd:style_transfer",
     "expression": ".expression_cmd:expression",
     "walk": ".walk_cmd:walk",
+    "convert": ".convert_cmd:convert",
 }
 
 
