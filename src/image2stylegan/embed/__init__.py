@@ -89,12 +89,15 @@ def generator_metadata(src: str, device: str = "cpu") -> tuple[Generator, dict[s
     """Load a generator and describe it for latent metadata: name, sha256, architecture, plus the
     registry's `content_size` and `default_align` when `src` is a registry name."""
     from ..checkpoints.loader import load_generator
+    from ..checkpoints.random_generators import is_random_source
     from ..checkpoints.registry import get_entry, is_registry_name, resolve_weights
     from ..fileio import sha256_file
 
     G = load_generator(src, device=device)
     meta: dict[str, Any] = {"generator": str(src), "architecture": G.architecture}
-    if is_registry_name(src) and not os.path.exists(src):
+    if is_random_source(src):  # weights are a function of the string: nothing to hash
+        meta["generator_sha256"] = None
+    elif is_registry_name(src) and not os.path.exists(src):
         entry = get_entry(src)
         path = resolve_weights(src, kind="generator", progress=False)
         meta["generator_sha256"] = entry.sha256 or sha256_file(path)
