@@ -219,6 +219,15 @@ def test_bf16_autocast_runs_without_nans(G, vgg, targets):
     assert torch.isfinite(res.ws).all() and torch.isfinite(res.history).all()
 
 
+def test_fp16_with_loss_scaling_follows_fp32(G, vgg, targets):
+    # Eq. 1 on the 0-255 scale is ~1e3: the scaler must not skip steps for overflow
+    cfg = FAST.replace(steps=10)
+    half = embed(G, targets[1][:1], cfg.replace(precision="fp16"), vgg=vgg)
+    full = embed(G, targets[1][:1], cfg, vgg=vgg)
+    assert (half.history[1:, 0, 0] < half.history[:-1, 0, 0]).all()  # every step moved
+    torch.testing.assert_close(half.history, full.history, rtol=2e-2, atol=0)
+
+
 def test_init_from_tensor_and_shape_errors(G, vgg, targets):
     ws_star = targets[0][:1]
     res = embed(G, targets[1][:1], FAST.replace(steps=0), vgg=vgg, init=ws_star)

@@ -54,6 +54,11 @@ class EmbedState:
     rng: list[torch.Tensor]  # one RNG state per image
     history: torch.Tensor  # [step, N, 3] (total, perceptual, mse) per step
     elapsed: float = 0.0  # seconds spent so far
+    adam_step: int = -1  # Adam's own step count (< step when fp16 skipped steps); -1 = step
+
+    def __post_init__(self) -> None:
+        if self.adam_step < 0:
+            self.adam_step = self.step
 
     @property
     def batch_size(self) -> int:
@@ -71,13 +76,14 @@ class EmbedState:
                 rng=[self.rng[i]],
                 history=self.history[:, i : i + 1].clone(),
                 elapsed=self.elapsed,
+                adam_step=self.adam_step,
             )
             for i in rows
         ]
 
     @staticmethod
     def merge(states: Sequence[EmbedState]) -> EmbedState:
-        steps = {s.step for s in states}
+        steps = {(s.step, s.adam_step) for s in states}
         if len(steps) != 1:
             raise ValueError(f"cannot batch states at different steps {sorted(steps)}")
         return EmbedState(
@@ -89,6 +95,7 @@ class EmbedState:
             rng=[r for s in states for r in s.rng],
             history=torch.cat([s.history for s in states], dim=1),
             elapsed=max(s.elapsed for s in states),
+            adam_step=states[0].adam_step,
         )
 
     def to_dict(self) -> dict:
@@ -102,6 +109,7 @@ class EmbedState:
             "rng": [r.cpu() for r in self.rng],
             "history": self.history.cpu(),
             "elapsed": float(self.elapsed),
+            "adam_step": int(self.adam_step),
         }
 
     @staticmethod
@@ -115,6 +123,7 @@ class EmbedState:
             rng=list(d["rng"]),
             history=d["history"],
             elapsed=float(d.get("elapsed", 0.0)),
+            adam_step=int(d.get("adam_step", -1)),
         )
 
 
@@ -343,14 +352,19 @@ class Embedder:
         latent = latent.to(dev).requires_grad_(True)
         noise = [t.to(dev).requires_grad_(cfg.optimize_noise) for t in noise]
         params = [latent] + (noise if cfg.optimize_noise else [])
-        opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-        if state is not None and state.step > 0:
+        # On CUDA the fused Adam kernel (one launch for all tensors); same update rule.
+        fused = dev.type == "cuda"
+        opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
+        if state is not None and state.adam_step > 0:
             for p, m, v in zip(params, state.exp_avg, state.exp_avg_sq, strict=True):
                 opt.state[p] = {
-                    "step": torch.tensor(float(state.step)),
+                    "step": torch.tensor(float(state.adam_step), device=dev if fused else "cpu"),
                     "exp_avg": m.to(dev).clone(),
                     "exp_avg_sq": v.to(dev).clone(),
                 }
+        # fp16 loss scaling; Eq. 1 on the 0-255 scale is large (1e3-1e5), so start unscaled
+        # (the default 2^16 overflows for the first ~15 steps) and let the scaler adapt.
+        scaler = torch.amp.GradScaler(dev.type, init_scale=1.0) if cfg.precision == "fp16" else None
         resample = cfg.noise == "resample"
         noise_shapes = [b.shape[2:] for b in G.noise_buffers()]
         log = torch.zeros(cfg.steps - start, n, 3, device=dev)
@@ -359,12 +373,18 @@ class Embedder:
 
         def snapshot(done: int) -> EmbedState:
             def moments(key: str) -> list[torch.Tensor]:
-                if done == 0:
-                    return [torch.zeros_like(p).cpu() for p in params]
-                return [opt.state[p][key].detach().cpu().clone() for p in params]
+                # no state yet: before the first step (or fp16 steps skipped for overflow)
+                return [
+                    opt.state[p][key].detach().cpu().clone()
+                    if key in opt.state[p]
+                    else torch.zeros_like(p).cpu()
+                    for p in params
+                ]
 
+            adam_state = opt.state[params[0]]
             return EmbedState(
                 step=done,
+                adam_step=int(adam_state["step"]) if "step" in adam_state else 0,
                 latent=latent.detach().cpu().clone(),
                 exp_avg=moments("exp_avg"),
                 exp_avg_sq=moments("exp_avg_sq"),
@@ -395,8 +415,14 @@ class Embedder:
                 )
             img, terms, ws = self._forward(latent, list(step_noise), latent_noise)
             opt.zero_grad(set_to_none=True)
-            terms["total"].sum().backward()  # sum, not mean: per-image gradients, batch-invariant
-            opt.step()
+            total = terms["total"].sum()  # sum, not mean: per-image gradients, batch-invariant
+            if scaler is None:
+                total.backward()
+                opt.step()
+            else:  # fp16: scale the loss so small gradients survive the half-precision backward
+                scaler.scale(total).backward()
+                scaler.step(opt)  # skips the step (and syncs) when a gradient overflowed
+                scaler.update()
             if cfg.optimize_noise:
                 with torch.no_grad():  # NVIDIA: renormalise each noise map to zero mean, unit std
                     for t in noise:
