@@ -236,6 +236,9 @@ def _run_batch(
     state = EmbedState.merge([job.state for job in jobs]) if jobs[0].state is not None else None
     steps = embedder.config.steps
     start = state.step if state is not None else 0
+    # Reports (the only host syncs) land on every checkpoint and video frame; short runs report
+    # more often so the progress bar moves (~100 updates per run at most).
+    report_every = min(report_every, max(1, steps // 100))
     every = _report_interval(report_every, checkpoint_every, video_every if video else 0)
     bar = _progress_bar(progress, steps, start, label, [job.name for job in jobs])
     last: StepReport | None = None
