@@ -137,7 +137,7 @@ class StepReport:
     images: torch.Tensor  # [N, C, H, W] the synthesised images of the last step (detached)
     ws: torch.Tensor  # [N, num_ws, w_dim] the codes that made them (detached)
     elapsed: float  # seconds
-    state: Callable[[], EmbedState] = field(repr=False, default=lambda: None)  # resume state
+    state: Callable[[], EmbedState] = field(repr=False, default=None)  # the resume state here
 
 
 @dataclass
@@ -371,28 +371,42 @@ class Embedder:
         end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
         t0 = time.perf_counter()
 
-        def snapshot(done: int) -> EmbedState:
-            def moments(key: str) -> list[torch.Tensor]:
-                # no state yet: before the first step (or fp16 steps skipped for overflow)
-                return [
-                    opt.state[p][key].detach().cpu().clone()
-                    if key in opt.state[p]
-                    else torch.zeros_like(p).cpu()
-                    for p in params
-                ]
+        def snapshot(done: int) -> Callable[[], EmbedState]:
+            """Freeze the state after `done` steps now (device-side copies, no host sync);
+            the returned function turns it into an `EmbedState` on the CPU when called."""
+            adam = [opt.state[p] for p in params]
+            frozen = {
+                # no Adam state yet: before the first step (or fp16 steps skipped for overflow)
+                "adam_step": int(adam[0]["step"]) if "step" in adam[0] else 0,
+                "latent": latent.detach().clone(),
+                "exp_avg": [
+                    a.get("exp_avg", torch.zeros_like(p)).clone()
+                    for a, p in zip(adam, params, strict=True)
+                ],
+                "exp_avg_sq": [
+                    a.get("exp_avg_sq", torch.zeros_like(p)).clone()
+                    for a, p in zip(adam, params, strict=True)
+                ],
+                "noise": [t.detach().clone() for t in noise],
+                "rng": [g.get_state() for g in rngs],
+                "log": log[: done - start].clone(),
+                "elapsed": elapsed0 + time.perf_counter() - t0,
+            }
 
-            adam_state = opt.state[params[0]]
-            return EmbedState(
-                step=done,
-                adam_step=int(adam_state["step"]) if "step" in adam_state else 0,
-                latent=latent.detach().cpu().clone(),
-                exp_avg=moments("exp_avg"),
-                exp_avg_sq=moments("exp_avg_sq"),
-                noise=[t.detach().cpu().clone() for t in noise],
-                rng=[g.get_state() for g in rngs],
-                history=torch.cat([history, log[: done - start].cpu()]),
-                elapsed=elapsed0 + time.perf_counter() - t0,
-            )
+            def materialise() -> EmbedState:
+                return EmbedState(
+                    step=done,
+                    adam_step=frozen["adam_step"],
+                    latent=frozen["latent"].cpu(),
+                    exp_avg=[t.cpu() for t in frozen["exp_avg"]],
+                    exp_avg_sq=[t.cpu() for t in frozen["exp_avg_sq"]],
+                    noise=[t.cpu() for t in frozen["noise"]],
+                    rng=frozen["rng"],
+                    history=torch.cat([history, frozen["log"].cpu()]),
+                    elapsed=frozen["elapsed"],
+                )
+
+            return materialise
 
         img = ws = None
         zero = torch.zeros(n, device=dev)
@@ -442,7 +456,7 @@ class Embedder:
                     images=img.detach(),
                     ws=ws.detach(),
                     elapsed=elapsed0 + time.perf_counter() - t0,
-                    state=lambda done=done: snapshot(done),
+                    state=snapshot(done),
                 )
         if start >= end:  # nothing to do (already finished): report the given state
             yield StepReport(
@@ -452,7 +466,7 @@ class Embedder:
                 images=torch.empty(0),
                 ws=self._ws(latent.detach()).detach(),
                 elapsed=elapsed0,
-                state=lambda: snapshot(start),
+                state=snapshot(start),
             )
 
     def run(
