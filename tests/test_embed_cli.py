@@ -361,3 +361,28 @@ def test_usage_errors(gen_file, shared_images, tmp_path, capsys):
         ["embed", shared_images / "face_01.jpg", "-g", tmp_path / "nope.pkl"], capsys
     )
     assert code == 1 and "nope.pkl" in err and err.count("\n") == 1
+
+
+def test_torchrun_ranks_split_the_images(gen_file, shared_images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    names = ["face_01", "face_02", "cat_01", "dog_01"]
+    out = tmp_path / "ranked"
+    code, _, err = run_cli(
+        [
+            "embed",
+            *(shared_images / f"{n}.jpg" for n in names),
+            "-g",
+            gen_file,
+            "--out",
+            out,
+            "--steps",
+            "1",
+            "--json",
+            *FAST,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    done = sorted(p.name for p in out.iterdir())
+    assert done == ["dog_01", "face_02"]  # rank 1 of 2 takes images 1 and 3

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import echo_json, expand_image_inputs
+from .common import distributed_rank, echo_json, expand_image_inputs
 from .embed_options import embed_options, embedding_setup
 
 
@@ -29,6 +29,8 @@ def embed(**opts) -> None:
 
     Writes OUT/<image>/latent.npz, target.png, reconstruction.png and losses.csv per image.
     Re-running the same command resumes unfinished images and skips finished ones.
+    Under torchrun (`torchrun --nproc-per-node 8 -m image2stylegan embed ...`) each process
+    embeds its share of the images on its own GPU.
 
     \b
     Example (the paper's setting, downloads ffhq-1024 and the VGG-16 weights once):
@@ -45,6 +47,9 @@ def embed(**opts) -> None:
     if not sources:
         raise click.UsageError("no input images found")
     jobs = plan_jobs(sources, opts["out"])
+    rank, world = distributed_rank()
+    if world > 1:  # torchrun: every process takes every world-th image (outputs never overlap)
+        jobs = jobs[rank::world]
 
     def log(msg):
         return click.echo(msg, err=True)
