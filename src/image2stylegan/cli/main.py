@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "expression": ".expression_cmd:expression",
     "walk": ".walk_cmd:walk",
     "convert": ".convert_cmd:convert",
+    "serve": ".serve_cmd:serve",
     "experiment": ".experiment_cmd:experiment",
 }
 

@@ -1,0 +1,146 @@
+"""State the web UI shares between requests: loaded models, the output folder, stop flags.
+
+Nothing here imports gradio: the callbacks (embedding.py, editing.py) and the layout (app.py) do.
+
+- One generator load per (source, device), cached for the life of the server, with a lock per
+  key so two requests asking for the same generator at once load it once.
+- One VGG-16 per (source, device), likewise (the perceptual loss of Eq. 1).
+- Every run writes into its own numbered folder under `workdir` (`embed-0001/`, `morph-0002/`).
+- Stop flags are per browser session, so one user's Stop never ends another user's run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models.base import Generator
+
+__all__ = ["Workspace", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; a CUDA device without CUDA is a ValueError."""
+    device = (device or "auto").strip()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            "CUDA is not available on this machine; start the server with --device cpu"
+        )
+    return device
+
+
+class Workspace:
+    """Model caches, the output folder and the per-session stop flags of one server."""
+
+    def __init__(
+        self,
+        device: str = "auto",  # where models run: auto (CUDA when available), cpu, cuda, cuda:N
+        workdir: str | os.PathLike | None = None,  # where results go; None = a new temp folder
+        default_generator: str | None = None,  # preselected generator (the --generator option)
+    ) -> None:
+        self.device = resolve_device(device)
+        if workdir is None:
+            workdir = tempfile.mkdtemp(prefix="image2stylegan-web-")
+        self.workdir = Path(workdir).absolute()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.default_generator = default_generator
+        self._generators: dict[tuple[str, str], tuple[Generator, dict[str, Any]]] = {}
+        self._vggs: dict[tuple[str, str], torch.nn.Module] = {}
+        self._key_locks: dict[tuple[str, ...], threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._stops: dict[str, threading.Event] = {}
+        self._runs = itertools.count(1)
+
+    # --- models --------------------------------------------------------------------------------
+
+    def _key_lock(self, key: tuple[str, ...]) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    @staticmethod
+    def _source_key(source: str) -> str:
+        """Files are keyed by their absolute path, names and `random:` sources as written."""
+        p = Path(source)
+        return str(p.resolve()) if p.exists() else source
+
+    def generator(self, source: str) -> tuple[Generator, dict[str, Any]]:
+        """(G, metadata) for a registry name, checkpoint file or `random:` source; loaded once.
+
+        The metadata is `generator_metadata`'s (name, sha256, architecture, and for registry
+        names `content_size` and `default_align`); callers must not modify it.
+        """
+        from ..embed import generator_metadata
+
+        source = (source or "").strip()
+        if not source:
+            raise ValueError(
+                "no generator given: enter a registry name (e.g. ffhq-1024), a checkpoint file "
+                "on this computer, or random:stylegan2-256 for a quick offline test"
+            )
+        key = (self._source_key(source), self.device)
+        with self._key_lock(("G", *key)):
+            if key not in self._generators:
+                log.info("loading generator %s on %s", source, self.device)
+                self._generators[key] = generator_metadata(source, device=self.device)
+            return self._generators[key]
+
+    def vgg(self, source: str) -> torch.nn.Module:
+        """VGG-16 features of the perceptual loss (registry name, file, "random"); loaded once."""
+        from ..checkpoints.vgg_weights import load_vgg16
+
+        source = (source or "vgg16-caffe").strip()
+        key = (self._source_key(source), self.device)
+        with self._key_lock(("vgg", *key)):
+            if key not in self._vggs:
+                log.info("loading VGG-16 %s on %s", source, self.device)
+                self._vggs[key] = load_vgg16(source, device=self.device)
+            return self._vggs[key]
+
+    def is_loaded(self, source: str) -> bool:
+        return (self._source_key((source or "").strip()), self.device) in self._generators
+
+    # --- outputs -------------------------------------------------------------------------------
+
+    def new_run_dir(self, kind: str) -> Path:
+        """A fresh folder `<workdir>/<kind>-NNNN` (never one an earlier run wrote into)."""
+        while True:
+            path = self.workdir / f"{kind}-{next(self._runs):04d}"
+            try:
+                path.mkdir(parents=True)
+                return path
+            except FileExistsError:  # left by an earlier server on the same --out folder
+                continue
+
+    # --- stop flags ----------------------------------------------------------------------------
+
+    def start_run(self, session: str) -> threading.Event:
+        """A new stop flag for `session`'s run (replacing any earlier one)."""
+        event = threading.Event()
+        with self._lock:
+            self._stops[session] = event
+        return event
+
+    def end_run(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._stops.get(session) is event:
+                del self._stops[session]
+
+    def request_stop(self, session: str) -> bool:
+        """Ask `session`'s running embedding to stop; False when it has none running."""
+        with self._lock:
+            event = self._stops.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True
