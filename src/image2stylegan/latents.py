@@ -80,21 +80,10 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
         raise LatentError(f"{path}: no such latent file")
     try:
         data = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise LatentError(
-                f"{path}: contains pickled Python objects; latent files must be plain arrays "
-                "(refused for safety)"
-            ) from None
-        raise LatentError(f"{path}: not a readable .npz/.npy latent file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise LatentError(f"{path}: not a readable .npz/.npy latent file ({e})") from None
-
-    try:
         if isinstance(data, np.ndarray):
             arrays = {"w": data}
         else:
-            with data:
+            with data:  # reading each array is where pickled content is refused
                 arrays = {key: data[key] for key in data.files}
     except ValueError as e:
         if "pickle" in str(e).lower():
@@ -102,9 +91,9 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
                 f"{path}: contains pickled Python objects; latent files must be plain arrays "
                 "(refused for safety)"
             ) from None
-        raise LatentError(f"{path}: corrupt latent file ({e})") from None
+        raise LatentError(f"{path}: not a readable .npz/.npy latent file ({e})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise LatentError(f"{path}: corrupt latent file ({e})") from None
+        raise LatentError(f"{path}: not a readable .npz/.npy latent file ({e})") from None
 
     if "w" not in arrays:
         raise LatentError(f"{path}: has no array 'w' (found: {', '.join(arrays) or 'nothing'})")
