@@ -71,6 +71,16 @@ def test_known_latent_recovery_batch_of_4(G, targets, batch_result):
     assert (batch_result.history[-1, :, 0] < batch_result.history[0, :, 0] / 50).all()
 
 
+def test_known_latent_recovery_stylegan1(vgg):
+    # the paper's architecture (AdaIN, blur, instance norm): typical codes (psi 0.5)
+    G1 = embedding_generator(32, arch="stylegan1")
+    _, target = known_targets(G1, 4, seed=1, psi=0.5)
+    result = embed(G1, target, FAST, vgg=vgg)
+    ratio = mse(_init_images(G1, 4), target) / mse(result.images, target)
+    assert ratio.min() >= 100, f"MSE fell only {ratio.tolist()}x"
+    assert psnr(result.images, target).min() >= 30
+
+
 def test_result_does_not_depend_on_batch_size(single_result, batch_result):
     # per-image loss + elementwise Adam: image 0 alone and in a batch of 4 take the same path
     torch.testing.assert_close(single_result.ws[0], batch_result.ws[0], atol=1e-4, rtol=0)
