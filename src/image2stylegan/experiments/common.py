@@ -762,6 +762,25 @@ def comparison_rows(
     return rows, labels
 
 
+def add_comparison_grid(
+    result: ExperimentResult,
+    embeddings: Sequence[Embedding],
+    variants: Sequence[str],
+    path: Path,
+    column_titles: Sequence[str],  # the original's column, then one per variant
+    title: str,
+    caption: str,
+) -> None:
+    """The side-by-side figure most experiments end with (Figs. 5, 9, 12, 16 layout): per image
+    its target, then each variant's reconstruction. Nothing is drawn when no image succeeded."""
+    from .figures import image_grid_figure
+
+    rows, labels = comparison_rows(embeddings, variants)
+    if rows:
+        image_grid_figure(path, rows, column_titles, labels, title)
+        result.figures.append(Figure(path, caption))
+
+
 def paired_check(
     embeddings: Sequence[Embedding],
     better: str,

@@ -25,10 +25,9 @@ from .common import (
     Embedding,
     ExperimentContext,
     ExperimentResult,
-    Figure,
     ImageItem,
     Table,
-    comparison_rows,
+    add_comparison_grid,
     group_by,
     load_frames,
     mean,
@@ -36,7 +35,6 @@ from .common import (
     paired_check,
     psnr,
 )
-from .figures import image_grid_figure
 
 __all__ = [
     "DESCRIPTION",
@@ -219,14 +217,13 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         f"Yardstick: Eq. 1 with {', '.join(PAPER_LAYERS)}, λ_mse = 1, perceptual size "
         f"{ctx.config.perceptual_size or 'full'}, evaluated on G(w*) with the stored noise."
     )
-    rows, labels = comparison_rows(embeddings, list(VARIANTS))
-    if rows:
-        path = image_grid_figure(
-            ctx.out / "loss_ablation_grid.png",
-            rows,
-            ["(1) original"] + [label for *_, label in VARIANTS.values()],
-            labels,
-            "Figs. 9, 22: embeddings with different losses",
-        )
-        result.figures.append(Figure(path, "Side-by-side embeddings per loss (Fig. 9 / 22 layout)"))
+    add_comparison_grid(
+        result,
+        embeddings,
+        list(VARIANTS),
+        ctx.out / "loss_ablation_grid.png",
+        ["(1) original"] + [label for *_, label in VARIANTS.values()],
+        "Figs. 9, 22: embeddings with different losses",
+        "Side-by-side embeddings per loss (Fig. 9 / 22 layout)",
+    )
     return result

@@ -21,14 +21,12 @@ from .common import (
     Embedding,
     ExperimentContext,
     ExperimentResult,
-    Figure,
     ImageItem,
     Table,
-    comparison_rows,
+    add_comparison_grid,
     group_by,
     mean,
 )
-from .figures import image_grid_figure
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "analyse", "run", "variants"]
 
@@ -150,14 +148,13 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         f"Restart k draws its constant noise maps from seed {base} + k (which also seeds a random "
         "init); 'const' uses the generator's stored noise."
     )
-    rows, labels = comparison_rows(embeddings, list(configs))
-    if rows:
-        path = image_grid_figure(
-            ctx.out / "noise_grid.png",
-            rows,
-            ["original", *configs],
-            labels,
-            "Fig. 16: embedding with different constant noises, and resampled noise",
-        )
-        result.figures.append(Figure(path, "Original and embeddings per noise handling"))
+    add_comparison_grid(
+        result,
+        embeddings,
+        list(configs),
+        ctx.out / "noise_grid.png",
+        ["original", *configs],
+        "Fig. 16: embedding with different constant noises, and resampled noise",
+        "Original and embeddings per noise handling",
+    )
     return result

@@ -16,17 +16,15 @@ from .common import (
     Embedding,
     ExperimentContext,
     ExperimentResult,
-    Figure,
     ImageItem,
     Table,
-    comparison_rows,
+    add_comparison_grid,
     group_by,
     mean,
     name_list,
     paired_check,
     psnr,
 )
-from .figures import image_grid_figure
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "analyse", "run"]
 
@@ -102,14 +100,13 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         embeddings += ctx.embed([(variant, it) for it in originals], embedder, label=variant)
     result = analyse(embeddings, size, ctx.resolution)
     result.failures[:0] = [(f"original/{n}", why) for n, why in failed]
-    rows, labels = comparison_rows(embeddings, ["resized", "full"])
-    if rows:
-        path = image_grid_figure(
-            ctx.out / "perceptual_size_grid.png",
-            rows,
-            ["original", f"perceptual at {size} px", f"perceptual at {ctx.resolution} px"],
-            labels,
-            "Fig. 12: perceptual loss on resized vs full-resolution images",
-        )
-        result.figures.append(Figure(path, "Original, resized perceptual term, full resolution"))
+    add_comparison_grid(
+        result,
+        embeddings,
+        ["resized", "full"],
+        ctx.out / "perceptual_size_grid.png",
+        ["original", f"perceptual at {size} px", f"perceptual at {ctx.resolution} px"],
+        "Fig. 12: perceptual loss on resized vs full-resolution images",
+        "Original, resized perceptual term, full resolution",
+    )
     return result

@@ -19,14 +19,12 @@ from .common import (
     Embedding,
     ExperimentContext,
     ExperimentResult,
-    Figure,
     ImageItem,
+    add_comparison_grid,
     category_table,
-    comparison_rows,
     name_list,
     paired_check,
 )
-from .figures import image_grid_figure
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIANTS", "VARIES", "Params", "analyse", "reinitialise", "run"]
 
@@ -119,14 +117,13 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         f"seed {seed}; its w̄ is the mean of 10000 mapped z samples; its ‖w*−w̄‖ is measured to "
         "that w̄. Init of all variants: " + ctx.config.init + "."
     )
-    rows, labels = comparison_rows(embeddings, list(VARIANTS))
-    if rows:
-        path = image_grid_figure(
-            ctx.out / "random_generator_grid.png",
-            rows,
-            ["(a) original"] + [label for _, _, label in VARIANTS.values()],
-            labels,
-            "Fig. 5: random vs trained weights",
-        )
-        result.figures.append(Figure(path, "Original and embeddings (Fig. 5 (b)(c)(e)(f) layout)"))
+    add_comparison_grid(
+        result,
+        embeddings,
+        list(VARIANTS),
+        ctx.out / "random_generator_grid.png",
+        ["(a) original"] + [label for _, _, label in VARIANTS.values()],
+        "Fig. 5: random vs trained weights",
+        "Original and embeddings (Fig. 5 (b)(c)(e)(f) layout)",
+    )
     return result

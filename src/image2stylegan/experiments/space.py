@@ -15,14 +15,12 @@ from .common import (
     Embedding,
     ExperimentContext,
     ExperimentResult,
-    Figure,
     ImageItem,
+    add_comparison_grid,
     category_table,
-    comparison_rows,
     name_list,
     paired_check,
 )
-from .figures import image_grid_figure
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIANTS", "VARIES", "Params", "analyse", "run"]
 
@@ -97,14 +95,13 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         "W: one w [w_dim] optimised and broadcast to all layers (random init: U[-1, 1] per "
         "variable); W+: num_ws independent rows. ‖w*−w̄‖ is taken on the broadcast W+ code."
     )
-    rows, labels = comparison_rows(embeddings, list(VARIANTS))
-    if rows:
-        path = image_grid_figure(
-            ctx.out / "space_grid.png",
-            rows,
-            ["(a) original"] + [label for _, _, label in VARIANTS.values()],
-            labels,
-            "Fig. 5: embedding into W and W+",
-        )
-        result.figures.append(Figure(path, "Original and embeddings into W / W+ (Fig. 5 layout)"))
+    add_comparison_grid(
+        result,
+        embeddings,
+        list(VARIANTS),
+        ctx.out / "space_grid.png",
+        ["(a) original"] + [label for _, _, label in VARIANTS.values()],
+        "Fig. 5: embedding into W and W+",
+        "Original and embeddings into W / W+ (Fig. 5 layout)",
+    )
     return result
