@@ -386,3 +386,17 @@ def test_torchrun_ranks_split_the_images(gen_file, shared_images, tmp_path, caps
     assert code == 0, err
     done = sorted(p.name for p in out.iterdir())
     assert done == ["dog_01", "face_02"]  # rank 1 of 2 takes images 1 and 3
+
+
+def test_cuda_without_cuda_is_a_usage_error(gen_file, shared_images, capsys, monkeypatch):
+    from image2stylegan.devices import resolve_device
+    from image2stylegan.web.workspace import Workspace
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device(None) == "cpu"
+    code, _, err = run_cli(
+        ["embed", shared_images / "face_01.jpg", "-g", gen_file, "--device", "cuda"], capsys
+    )
+    assert code == 2 and "CUDA is not available" in err and "--device" in err
+    with pytest.raises(ValueError, match="CUDA is not available"):  # the web UI's twin path
+        Workspace(device="cuda:1")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Any
 
 import click
 
+from .. import devices
+from ..devices import distributed_rank
 from ..image import IMAGE_EXTENSIONS
 
 __all__ = ["distributed_rank", "echo_json", "expand_image_inputs", "resolve_device"]
@@ -52,30 +53,12 @@ def expand_image_inputs(items: Iterable[str], recursive: bool = False) -> list[P
     return unique
 
 
-def distributed_rank() -> tuple[int, int]:
-    """(rank, world size) when started by torchrun (RANK / WORLD_SIZE), else (0, 1)."""
-    try:
-        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError:
-        return 0, 1
-    return (rank, world) if 0 <= rank < world else (0, 1)
-
-
 def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available (under torchrun: cuda:LOCAL_RANK), else 'cpu'; an
-    unavailable CUDA is a usage error."""
-    import torch
-
-    if device == "auto":
-        if not torch.cuda.is_available():
-            return "cpu"
-        local = int(os.environ.get("LOCAL_RANK", 0)) if distributed_rank()[1] > 1 else 0
-        return f"cuda:{local % torch.cuda.device_count()}" if local else "cuda"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise click.BadParameter(
-            "CUDA is not available on this machine; use --device cpu", param_hint="--device"
-        )
-    return device
+    """`devices.resolve_device`, with an unavailable CUDA as a usage error of --device."""
+    try:
+        return devices.resolve_device(device)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--device") from None
 
 
 def echo_json(obj: Any) -> None:

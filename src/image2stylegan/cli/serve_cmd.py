@@ -62,12 +62,9 @@ def serve(
     import tempfile
 
     from ..web import build_app, launch
-    from ..web.workspace import resolve_device
+    from .common import resolve_device
 
-    try:
-        resolve_device(device)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--device") from None
+    resolve_device(device)  # fail on a bad --device before building the app
     temporary = out is None
     workdir = Path(tempfile.mkdtemp(prefix="image2stylegan-web-")) if temporary else out
     app = build_app(generator=generator, device=device, workdir=workdir)

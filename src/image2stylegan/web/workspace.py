@@ -21,23 +21,12 @@ from typing import Any
 
 import torch
 
+from ..devices import resolve_device
 from ..models.base import Generator
 
 __all__ = ["Workspace", "resolve_device"]
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'; a CUDA device without CUDA is a ValueError."""
-    device = (device or "auto").strip()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            "CUDA is not available on this machine; start the server with --device cpu"
-        )
-    return device
 
 
 class Workspace:
