@@ -126,18 +126,18 @@ def embed(
     and fitted to G's frame with `fit`). Returns w* [N, num_ws, w_dim], G(w*), final loss terms
     and the per-step loss history. No file is written.
     """
-    from ..image import fit_image, load_image, pil_to_tensor
+    from ..image import pil_to_tensor
+    from .targets import target_frame
 
     config = config or EmbedConfig()
     if isinstance(images, torch.Tensor):
         targets = images
     else:
-        size = (G.img_resolution, G.img_resolution)
-        frames = []
-        for item in images:
-            img = item if isinstance(item, Image.Image) else load_image(item)
-            frames.append(pil_to_tensor(fit_image(img.convert("RGB"), size, fit, content_size)))
-        targets = torch.cat(frames)
+        frames = [
+            target_frame(item, G.img_resolution, fit=fit, content_size=content_size)  # type: ignore[arg-type]
+            for item in images
+        ]
+        targets = torch.cat([pil_to_tensor(f) for f in frames])
     if targets.ndim != 4 or targets.shape[-2:] != (G.img_resolution, G.img_resolution):
         raise ValueError(
             f"targets must be [N, 3, {G.img_resolution}, {G.img_resolution}], "

@@ -22,9 +22,10 @@ import torch
 from .. import __version__
 from ..errors import I2SError
 from ..fileio import atomic_path, atomic_write_text, sha256_file
-from ..image import fit_image, load_image, pil_to_tensor, save_image, tensor_to_pil
+from ..image import pil_to_tensor, save_image, tensor_to_pil
 from ..latents import save_latent
 from .embedder import Embedder, EmbedResult, EmbedState, StepReport
+from .targets import target_frame
 
 __all__ = ["EmbedJob", "JobOutcome", "embed_files", "plan_jobs"]
 
@@ -155,14 +156,13 @@ def embed_files(
 
 def _prepare(job: EmbedJob, G, align: bool, fit: str, content_size: tuple[int, int] | None) -> None:
     """Decode (+ align) + fit to the generator frame; write target.png (what the loss sees)."""
-    img = load_image(job.source)
-    if align:
-        from ..align import align_face
-
-        # the FFHQ recipe ends with a resize to the output size: align straight to G's frame
-        img = align_face(img, output_size=max(G.img_resolution, 64), name=str(job.source))
-    size = (G.img_resolution, G.img_resolution)
-    frame = fit_image(img, size, fit, content_size=content_size)  # type: ignore[arg-type]
+    frame = target_frame(
+        job.source,
+        G.img_resolution,
+        align=align,
+        fit=fit,
+        content_size=content_size,  # type: ignore[arg-type]
+    )
     job.target = pil_to_tensor(frame)
     job.image_sha256 = sha256_file(job.source)
     save_image(frame, job.out_dir / "target.png")

@@ -26,9 +26,10 @@ from .. import __version__
 from ..align import AlignDependencyError
 from ..embed import PRESETS, EmbedConfig, build_embedder
 from ..embed.runner import plan_jobs
+from ..embed.targets import target_frame
 from ..errors import I2SError
 from ..fileio import sha256_file
-from ..image import fit_image, image_grid, load_image, pil_to_tensor, save_image, tensor_to_pil
+from ..image import image_grid, pil_to_tensor, save_image, tensor_to_pil
 from ..latents import save_latent
 from .common import (
     Library,
@@ -228,20 +229,18 @@ class EmbedTab:
         """
         jobs = plan_jobs(paths, run_dir)  # names: file stems, de-duplicated (photo, photo-2)
         prepared, notes = [], []
-        size = (G.img_resolution, G.img_resolution)
         for job in jobs:
             try:
-                img = load_image(job.source)
-                if align:
-                    from ..align import align_face
-
-                    with warnings.catch_warnings(record=True) as caught:
-                        warnings.simplefilter("always")
-                        img = align_face(
-                            img, output_size=max(G.img_resolution, 64), name=job.source.name
-                        )
-                    notes += [f"{job.source.name}: {w.message}" for w in caught]
-                frame = fit_image(img, size, "crop", content_size=content_size)
+                with warnings.catch_warnings(record=True) as caught:  # alignment's warnings
+                    warnings.simplefilter("always")
+                    frame = target_frame(
+                        job.source,
+                        G.img_resolution,
+                        align=align,
+                        content_size=content_size,
+                        name=job.source.name,
+                    )
+                notes += [f"{job.source.name}: {w.message}" for w in caught]
             except AlignDependencyError:
                 raise  # no image can be aligned: say so once
             except I2SError as e:
