@@ -160,8 +160,8 @@ def _prepare(job: EmbedJob, G, align: bool, fit: str, content_size: tuple[int, i
         job.source,
         G.img_resolution,
         align=align,
-        fit=fit,
-        content_size=content_size,  # type: ignore[arg-type]
+        fit=fit,  # type: ignore[arg-type]
+        content_size=content_size,
     )
     job.target = pil_to_tensor(frame)
     job.image_sha256 = sha256_file(job.source)
