@@ -184,12 +184,11 @@ class Embedder:
         self.config = config
         self.content_box = content_box
         self.device = G.w_avg.device
+        self.w_avg, self.w_std = G.w_avg.detach().clone(), torch.tensor(0.0)
         if config.w_stats == "sampled" or config.w_noise_factor > 0:
-            self.w_avg, self.w_std = sampled_w_stats(G)
-        else:
-            self.w_avg, self.w_std = G.w_avg.detach().clone(), torch.tensor(0.0)
-        if config.w_stats == "generator":
-            self.w_avg = G.w_avg.detach().clone()
+            sampled_avg, self.w_std = sampled_w_stats(G)
+            if config.w_stats == "sampled":
+                self.w_avg = sampled_avg
         self._forward = self._forward_eager
         if config.compile:
             self._forward = torch.compile(self._forward_eager, dynamic=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -275,8 +276,6 @@ def _run_batch(
 
 def _report_interval(*intervals: int) -> int:
     """The largest interval that divides every non-zero interval (reports land on each)."""
-    import math
-
     g = 0
     for k in intervals:
         if k > 0:
