@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CheckpointError", "I2SError", "ImageError", "LatentError", "WeightsError"]
+__all__ = [
+    "CheckpointError",
+    "I2SError",
+    "ImageError",
+    "LatentError",
+    "WeightsError",
+    "short_repr",
+]
 
 
 class I2SError(Exception):
@@ -23,3 +30,10 @@ class ImageError(I2SError):
 
 class LatentError(I2SError):
     """A latent file is corrupt, unsafe, or does not fit the generator."""
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """`repr(value)` on one line, cut to `limit` characters: for error lines quoting untrusted
+    values."""
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
+import math
 import os
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
-from .errors import LatentError
+from .errors import LatentError, short_repr
 from .fileio import atomic_write_bytes
 
 __all__ = ["LatentFile", "check_latent_fits", "load_latent", "save_latent"]
@@ -73,28 +77,14 @@ def save_latent(
 def load_latent(path: str | os.PathLike) -> LatentFile:
     """Read a latent `.npz` (ours or NVIDIA's projector's) or a bare `.npy` W+ array.
 
-    Raises `LatentError` naming the file for missing, corrupt, pickled or malformed content.
+    Raises `LatentError` naming the file for missing, corrupt, pickled, oversized or malformed
+    content. Every array's header (shape, dtype) is checked before its data is read, so a small
+    file that declares a huge array is refused without allocating it.
     """
     path = Path(path)
     if not path.is_file():
         raise LatentError(f"{path}: no such latent file")
-    try:
-        data = np.load(path, allow_pickle=False)
-        if isinstance(data, np.ndarray):
-            arrays = {"w": data}
-        else:
-            with data:  # reading each array is where pickled content is refused
-                arrays = {key: data[key] for key in data.files}
-    except ValueError as e:
-        if "pickle" in str(e).lower():
-            raise LatentError(
-                f"{path}: contains pickled Python objects; latent files must be plain arrays "
-                "(refused for safety)"
-            ) from None
-        raise LatentError(f"{path}: not a readable .npz/.npy latent file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise LatentError(f"{path}: not a readable .npz/.npy latent file ({e})") from None
-
+    arrays = _read_arrays(path)
     if "w" not in arrays:
         raise LatentError(f"{path}: has no array 'w' (found: {', '.join(arrays) or 'nothing'})")
     w = arrays.pop("w")
@@ -138,3 +128,102 @@ def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().float().numpy()
     return np.asarray(x)
+
+
+# Bounds on what a latent file may declare (checked from the .npy headers, before reading):
+# the largest real content is a 1024 px generator's noise maps (~2.8 M floats in all).
+MAX_ARRAYS = 256  # arrays in one .npz
+MAX_ARRAY_BYTES = 2**28  # one array (256 MiB)
+MAX_TOTAL_BYTES = 2**29  # all arrays together
+MAX_NUM_WS = 64  # rows of `w` (StyleGAN at 16384 px has 26)
+MAX_W_DIM = 2**13  # columns of `w` (official generators: 512)
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """name -> array of a `.npz` (or {'w': array} of a `.npy`), refusing pickled, oversized or
+    malformed members from their headers before any data is read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if head.startswith(_NPY_MAGIC):
+                f.seek(0)
+                return {"w": _read_npy(f, path, "w")}
+        if not head.startswith(_ZIP_MAGIC):
+            raise LatentError(f"{path}: not a .npz/.npy latent file ({_what_is(head)})")
+        with zipfile.ZipFile(path) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) > MAX_ARRAYS:
+                raise LatentError(
+                    f"{path}: holds {len(members)} entries, more than the {MAX_ARRAYS} a latent "
+                    "file may have"
+                )
+            arrays: dict[str, np.ndarray] = {}
+            total = 0
+            for member in members:
+                name = member.filename.removesuffix(".npy")
+                with zf.open(member) as f:
+                    arrays[name] = _read_npy(f, path, name, budget=MAX_TOTAL_BYTES - total)
+                total += arrays[name].nbytes
+            return arrays
+    except LatentError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise LatentError(f"{path}: not a readable .npz/.npy latent file ({e})") from None
+    except (zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError) as e:
+        # damaged compressed data, an unknown compression method, an encrypted member
+        raise LatentError(f"{path}: damaged or unsupported .npz archive ({e})") from None
+
+
+def _read_npy(f: BinaryIO, path: Path, name: str, budget: int = MAX_TOTAL_BYTES) -> np.ndarray:
+    """One `.npy` stream: header first (shape, dtype, size checked), then exactly its data."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns about Python 2 headers
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+    except (zlib.error, lzma.LZMAError, OSError, EOFError):
+        raise
+    except Exception as e:  # numpy parses the header as Python literals: any error is malformed
+        raise LatentError(
+            f"{path}: array '{name}' has a malformed .npy header ({short_repr(e)})"
+        ) from None
+    if dtype.hasobject:
+        raise LatentError(
+            f"{path}: array '{name}' holds pickled Python objects; latent files must be plain "
+            "arrays (refused for safety)"
+        )
+    nbytes = math.prod(shape) * dtype.itemsize
+    if name == "w" and len(shape) in (2, 3) and (shape[-2] > MAX_NUM_WS or shape[-1] > MAX_W_DIM):
+        raise LatentError(
+            f"{path}: 'w' declares {shape[-2]} x {shape[-1]} codes, more than any generator takes "
+            f"(at most {MAX_NUM_WS} x {MAX_W_DIM})"
+        )
+    if nbytes > min(MAX_ARRAY_BYTES, budget):
+        raise LatentError(
+            f"{path}: array '{name}' declares shape {list(shape)} ({nbytes:,} bytes), more than "
+            "a latent file may hold; refused"
+        )
+    data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise LatentError(f"{path}: array '{name}' ends early (truncated file?)")
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
+
+
+def _what_is(head: bytes) -> str:
+    if head[:1] == b"\x80":
+        return "a pickle of Python objects; latent files must be plain arrays (refused for safety)"
+    if not head:
+        return "the file is empty"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"unknown binary content, first bytes {head!r}"
+    return "it is a text file"

@@ -18,9 +18,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, short_repr
 from ..fileio import atomic_path
 from ..models.base import Generator
+from .build import build_checked
 
 __all__ = ["FORMAT_NAME", "architectures", "load_native", "save_native"]
 
@@ -73,41 +74,32 @@ def read_native_header(path: str | os.PathLike) -> dict[str, str]:
 
 
 def load_native(path: str | os.PathLike) -> Generator:
-    """Read a native `.safetensors` generator; strict: every tensor must match the config."""
+    """Read a native `.safetensors` generator; strict: every tensor must match the config, and
+    the config and tensor shapes are checked before anything is allocated."""
     metadata = read_native_header(path)
     arch = metadata.get("architecture", "")
     classes = architectures()
     if arch not in classes:
         raise CheckpointError(
-            f"{path}: unknown architecture {arch!r} (known: {', '.join(classes)})"
+            f"{path}: unknown architecture {short_repr(arch)} (known: {', '.join(classes)})"
         )
     try:
         config: dict[str, Any] = json.loads(metadata["config"])
-        G = classes[arch].from_config(config)
-    except (KeyError, ValueError, TypeError) as e:
+    except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid generator config in the header ({e})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: invalid generator config in the header (not an object)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            file_shapes = {key: f.get_slice(key).get_shape() for key in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated .safetensors file ({e})") from None
+    cls = classes[arch]
+    G = build_checked(lambda: cls.from_config(config), str(path), file_shapes, f"{arch} config")
     try:
         with safe_open(str(path), framework="pt") as f:
             tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: corrupt or truncated .safetensors file ({e})") from None
-    expected = G.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unknown = sorted(set(tensors) - set(expected))
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
-        if unknown:
-            parts.append(f"unknown {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
-        raise CheckpointError(
-            f"{path}: tensors do not match the {arch} config ({'; '.join(parts)})"
-        )
-    for key, value in expected.items():
-        if tensors[key].shape != value.shape:
-            raise CheckpointError(
-                f"{path}: tensor {key} has shape {list(tensors[key].shape)}, the config needs "
-                f"{list(value.shape)}"
-            )
     G.load_state_dict(tensors, strict=True)
     return G.to(torch.float32)

@@ -32,7 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import short_repr
 from .base import Generator
+from .limits import DIM, LAYERS, RESOLUTION, Bound, check_fields, check_filter_taps
 
 __all__ = ["StyleGAN1Config", "StyleGAN1Generator"]
 
@@ -40,6 +42,31 @@ _ACTIVATIONS = ("lrelu", "relu")  # official: {'relu': tf.nn.relu, 'lrelu': leak
 _LRELU_SLOPE = 0.2
 _ACT_GAIN = math.sqrt(2.0)  # He gain of both activations (used in the weight scaling only)
 _EPS = 1e-8  # pixel norm and instance norm epsilon (official)
+
+
+# Sane limits on every numeric field (models/limits.py): checked before any tensor is built.
+_SG1_BOUNDS = {
+    "resolution": RESOLUTION,
+    "num_channels": Bound(1, 16),
+    "latent_size": DIM,
+    "label_size": Bound(0, 2**16),
+    "dlatent_size": DIM,
+    "mapping_layers": LAYERS,
+    "mapping_fmaps": DIM,
+    "mapping_lrmul": Bound(1e-6, 1e6, integer=False),
+    "fmap_base": Bound(1, 2**20),
+    "fmap_decay": Bound(0, 16, integer=False),
+    "fmap_max": DIM,
+}
+_SG1_FLAGS = (
+    "normalize_latents",
+    "use_styles",
+    "const_input_layer",
+    "use_noise",
+    "use_wscale",
+    "use_pixel_norm",
+    "use_instance_norm",
+)
 
 
 @dataclass(frozen=True)
@@ -71,18 +98,25 @@ class StyleGAN1Config:
     blur_filter: tuple[float, ...] | None = (1, 2, 1)  # 1-D low-pass after up-sampling; None = off
 
     def __post_init__(self) -> None:
-        res = int(self.resolution)
-        if res < 4 or res & (res - 1):
-            raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
+        check_fields(self, _SG1_BOUNDS)  # before anything is derived from the numbers
+        for key in _SG1_FLAGS:
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(
+                    f"{key} must be true or false, got {short_repr(getattr(self, key))}"
+                )
         for key in ("nonlinearity", "mapping_nonlinearity"):
             if getattr(self, key) not in _ACTIVATIONS:
-                raise ValueError(f"{key} must be one of {_ACTIVATIONS}, got {getattr(self, key)!r}")
+                raise ValueError(
+                    f"{key} must be one of {_ACTIVATIONS}, got {short_repr(getattr(self, key))}"
+                )
         if self.fused_scale not in (True, False, "auto"):
             raise ValueError(f"fused_scale must be True, False or 'auto', got {self.fused_scale!r}")
+        if self.blur_filter is not None and len(self.blur_filter) == 0:
+            object.__setattr__(self, "blur_filter", None)
         if self.blur_filter is not None:
-            object.__setattr__(self, "blur_filter", tuple(float(v) for v in self.blur_filter))
-            if len(self.blur_filter) == 0:
-                object.__setattr__(self, "blur_filter", None)
+            object.__setattr__(
+                self, "blur_filter", check_filter_taps("blur_filter", self.blur_filter)
+            )
 
     # --- derived quantities (named as in the official code) -------------------------------------
 

@@ -30,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import short_repr
 from .base import Generator
+from .limits import DIM, LAYERS, RESOLUTION, Bound, check_fields, check_filter_taps
 
 __all__ = [
     "ACTIVATIONS",
@@ -559,6 +561,24 @@ class SynthesisNetwork(nn.Module):
 # Config and generator.
 
 
+# Sane limits on every numeric field (models/limits.py): checked before any tensor is built.
+_SG2_BOUNDS = {
+    "z_dim": DIM,
+    "c_dim": Bound(0, 2**16),
+    "w_dim": DIM,
+    "img_resolution": RESOLUTION,
+    "img_channels": Bound(1, 16),
+    "mapping_layers": LAYERS,
+    "mapping_embed_features": Bound(1, 2**13, optional=True),
+    "mapping_layer_features": Bound(1, 2**13, optional=True),
+    "mapping_lr_multiplier": Bound(1e-6, 1e6, integer=False),
+    "channel_base": Bound(1, 2**20),
+    "channel_max": DIM,
+    "num_fp16_res": Bound(0, 15),
+    "conv_clamp": Bound(1e-6, 1e9, integer=False, optional=True),
+}
+
+
 @dataclass(frozen=True)
 class StyleGAN2Config:
     """Everything that fixes a StyleGAN2 generator's shape; defaults = FFHQ config-f (1024 px).
@@ -587,9 +607,10 @@ class StyleGAN2Config:
     activation: str = "lrelu"  # synthesis activation
 
     def __post_init__(self) -> None:
+        check_fields(self, _SG2_BOUNDS)  # before anything is derived from the numbers
+        if not isinstance(self.use_noise, bool):
+            raise ValueError(f"use_noise must be true or false, got {short_repr(self.use_noise)}")
         r = self.img_resolution
-        if r < 4 or r & (r - 1):
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {r}")
         if self.architecture not in ("skip", "resnet", "orig"):
             raise ValueError(
                 f"architecture must be 'skip', 'resnet' or 'orig', got {self.architecture!r}"
@@ -608,7 +629,9 @@ class StyleGAN2Config:
             )
         if any(self.channels(2**i) < 1 for i in range(2, int(math.log2(r)) + 1)):
             raise ValueError(f"channel_base {self.channel_base} leaves a block without channels")
-        object.__setattr__(self, "resample_filter", tuple(float(t) for t in self.resample_filter))
+        object.__setattr__(
+            self, "resample_filter", check_filter_taps("resample_filter", self.resample_filter)
+        )
 
     def channels(self, res: int) -> int:
         """Feature maps of the block at resolution `res`."""
