@@ -84,7 +84,7 @@ def detect_format(path: str | os.PathLike) -> str:
             raise CheckpointError(f"{path}: is {what}, not a generator checkpoint")
     raise CheckpointError(
         f"{path}: unknown file format (not a StyleGAN pickle, a PyTorch checkpoint or a "
-        ".safetensors file); first bytes: {head[:16]!r}"
+        f".safetensors file); first bytes: {head[:16]!r}"
     )
 
 
@@ -162,17 +162,27 @@ def _from_pickle_object(obj: Any, label: str) -> Generator:
             from .stylegan1_tf import generator_from_tf
         return generator_from_tf(gs, label)
     if isinstance(obj, dict) and "G_ema" in obj:
-        if not isinstance(obj["G_ema"], PersistentObjectStub):
-            raise CheckpointError(f"{label}: 'G_ema' is not a stylegan2-ada-pytorch network")
-        from .stylegan2_ada import generator_from_ada
-
-        return generator_from_ada(obj, label)
+        return _from_persistent_network(obj["G_ema"], label)
     if isinstance(obj, tuple) and all(isinstance(n, TFNetworkStub) for n in obj):
         raise CheckpointError(
             f"{label}: a TF pickle with {len(obj)} networks; expected the (G, D, Gs) tuple of a "
             "StyleGAN snapshot"
         )
     raise CheckpointError(f"{label}: a pickle, but not a StyleGAN checkpoint ({_describe(obj)})")
+
+
+def _from_persistent_network(net: Any, label: str) -> Generator:
+    """A snapshot's `G_ema` (NVIDIA's persistence format): identify its family, hand it to that
+    family's reader or refuse it by name."""
+    from .families import identify_network, reader_for
+
+    if not isinstance(net, PersistentObjectStub):
+        raise CheckpointError(
+            f"{label}: 'G_ema' is {_describe(net)}, not a network pickled by NVIDIA's PyTorch code"
+        )
+    family = identify_network(net)
+    what = f"G_ema (class '{net.class_name}')" if family.value == "unknown" else "G_ema"
+    return reader_for(family, what, label)(net, family, label)
 
 
 def _from_torch_object(obj: Any, label: str) -> Generator:
@@ -191,6 +201,8 @@ def _from_torch_object(obj: Any, label: str) -> Generator:
 
 
 def _describe(obj: Any) -> str:
+    if obj is None:
+        return "None"
     if isinstance(obj, dict):
         keys = ", ".join(repr(k) for k in list(obj)[:6])
         more = ", ..." if len(obj) > 6 else ""

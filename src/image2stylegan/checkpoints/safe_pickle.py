@@ -81,7 +81,8 @@ class TFNetworkStub:
 class PersistentObjectStub:
     """Inert stand-in for a stylegan2-ada-pytorch persistent object (a pickled nn.Module).
 
-    `class_name` is e.g. 'training.networks.Generator'; `state` is the module's `__dict__`
+    `class_name` is the bare class name the official persistence records (e.g. 'Generator', the
+    same for every family: see families.py); `state` is the module's `__dict__`
     (`_parameters`, `_buffers`, `_modules`, `_init_kwargs`, ...). `module_src` is never kept.
     """
 
