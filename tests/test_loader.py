@@ -155,9 +155,7 @@ def test_payload_in_a_torch_stream_inside_an_ada_pickle(tmp_path: Path) -> None:
         "_modules": collections.OrderedDict(),
         "_init_kwargs": {},
     }
-    path = write_ada_pickle(
-        tmp_path / "ada.pkl", {"G_ema": persistent_module("Generator", state)}
-    )
+    path = write_ada_pickle(tmp_path / "ada.pkl", {"G_ema": persistent_module("Generator", state)})
     message = load_error(path)
     assert "asks for 'posix.system'" in message and "weights_only" not in message
     assert not marker.exists()

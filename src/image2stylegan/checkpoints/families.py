@@ -60,7 +60,9 @@ class NetworkFamily(enum.Enum):
 
 _DESCRIPTIONS = {
     NetworkFamily.STYLEGAN2_ADA: "a stylegan2-ada-pytorch StyleGAN2 network",
-    NetworkFamily.STYLEGAN2_SG3: "a StyleGAN2 network of the stylegan3 repository (--cfg=stylegan2)",
+    NetworkFamily.STYLEGAN2_SG3: (
+        "a StyleGAN2 network of the stylegan3 repository (--cfg=stylegan2)"
+    ),
     NetworkFamily.STYLEGAN3: "a StyleGAN3 (alias-free) network",
     NetworkFamily.STYLEGAN_XL: "a StyleGAN-XL network",
     NetworkFamily.UNKNOWN: "a network of unknown layout",

@@ -20,7 +20,6 @@ training/networks_stylegan2.py.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import Mapping
@@ -177,7 +176,7 @@ def _named_kwargs(net: PersistentObjectStub, family: NetworkFamily, label: str) 
     names = _SG3_POSITIONAL if family is NetworkFamily.STYLEGAN2_SG3 else _ADA_POSITIONAL
     if len(args) > len(names) or any(n in kwargs for n in names[: len(args)]):
         raise CheckpointError(f"{label}: G_ema was built with positional arguments it cannot take")
-    return {**dict(zip(names, args)), **kwargs}
+    return {**dict(zip(names[: len(args)], args, strict=True)), **kwargs}
 
 
 # --- attributes the official modules recorded --------------------------------------------------
