@@ -305,7 +305,7 @@ WRONG_FILES: dict[str, tuple[str, Callable[[Path], None], str]] = {
         lambda p: p.write_bytes(QUOTA_PAGE),
         "is an HTML page, not a checkpoint",
     ),
-    "text": ("g.pkl", lambda p: p.write_bytes(b"hello"), "unknown file format"),
+    "text": ("g.pkl", lambda p: p.write_bytes(b"hello"), "first bytes: b'hello'"),
 }
 
 

@@ -20,7 +20,9 @@ from ..errors import CheckpointError
 from ..models.base import Generator
 from .safe_pickle import (
     PersistentObjectStub,
+    RefusedGlobalError,
     TFNetworkStub,
+    inspect_refused_pickle,
     safe_pickle_load,
     weights_only_refusal,
 )
@@ -144,8 +146,53 @@ def read_generator_file(path: str | os.PathLike) -> Generator:
     if fmt == "torch":
         obj = _torch_load(path)
         return _from_torch_object(obj, label)
-    obj = safe_pickle_load(path)
+    try:
+        obj = safe_pickle_load(path)
+    except RefusedGlobalError as refusal:
+        raise _name_refused_network(path, label, refusal) from None
     return _from_pickle_object(obj, label)
+
+
+# Top-level modules whose globals in a pickle mean code execution, not a network's classes.
+_CODE_MODULES = frozenset(
+    {
+        *("os", "posix", "nt", "subprocess", "builtins", "__builtin__", "importlib", "runpy"),
+        *("pickle", "_pickle", "marshal", "sys", "shutil", "socket", "ctypes", "code", "codeop"),
+        *("pty", "webbrowser", "types", "functools", "operator", "io", "tempfile", "signal"),
+        *("multiprocessing", "threading", "asyncio", "platform", "sysconfig", "site", "pdb"),
+        *("timeit", "torch", "numpy", "dill", "cloudpickle", "joblib"),
+    }
+)
+
+
+def _runs_code(global_name: str) -> bool:
+    """Whether a global is of a module whose callables run code (torch's layer classes in
+    `torch.nn` are data holders; `torch.load` is not)."""
+    if global_name.startswith("torch.nn.modules."):
+        return False
+    return global_name.split(".")[0] in _CODE_MODULES
+
+
+def _name_refused_network(path: Path, label: str, refusal: RefusedGlobalError) -> CheckpointError:
+    """A refused pickle may be a snapshot of a network family we do not read yet whose modules
+    pickle plain torch / third-party classes (StyleGAN-XL: a `torch.nn.Embedding` in its mapping
+    network, timm models in its discriminator). Read it once more with those classes inert, only
+    to name the family; anything else keeps the refusal."""
+    from .families import READERS, NetworkFamily, identify_network, unsupported_family_error
+
+    inspected = inspect_refused_pickle(path)
+    if inspected is None:
+        return refusal
+    obj, unknown = inspected
+    if any(_runs_code(name) for name in unknown):
+        return refusal  # a gadget, whatever the rest of the file is
+    if not (isinstance(obj, dict) and isinstance(obj.get("G_ema"), PersistentObjectStub)):
+        return refusal
+    family = identify_network(obj["G_ema"])
+    if family is NetworkFamily.UNKNOWN or family in READERS:
+        return refusal
+    error = unsupported_family_error(family, "G_ema", label)
+    return CheckpointError(f"{error} (it also pickles classes such as '{unknown[0]}')")
 
 
 def _from_pickle_object(obj: Any, label: str) -> Generator:
