@@ -102,8 +102,9 @@ def test_round_trip_is_bit_identical(fmt: str, tmp_path: Path, capsys) -> None:
         "size_bytes": out.stat().st_size,
     }
     header = read_native_header(out)
-    record = {"source": str(src), "sha256": digest, "file": src.name}
-    assert json.loads(header["source"]) == record
+    # the file's name and sha256 only: no folder names of the machine that converted it
+    assert json.loads(header["source"]) == {"sha256": digest, "file": src.name}
+    assert str(src.parent) not in header["source"]
     assert sorted(p.name for p in out.parent.iterdir()) == ["G.safetensors"]  # no temp files
 
 
@@ -187,3 +188,17 @@ def test_help(capsys) -> None:
     assert code == 0 and "--overwrite" in out and "--json" in out and "random:" in out
     code, _, err = run(capsys, "no-such-command")
     assert code == 2 and "No such command 'no-such-command'" in err
+
+
+def test_save_native_records_no_path(tmp_path: Path) -> None:
+    """save_native's default `source` (G.source, here a path to a file in a private folder)
+    keeps the file's name and sha256 only."""
+    from image2stylegan.checkpoints.native import save_native
+
+    folder = tmp_path / "private-home-folder"
+    folder.mkdir()
+    src = write_tiny_stylegan1_pickle(folder / "snapshot.pkl", 8, seed=2)[0]
+    out = save_native(i2s.load_generator(src), tmp_path / "g.safetensors")
+    header = read_native_header(out)["source"]
+    assert json.loads(header) == {"file": "snapshot.pkl", "sha256": sha256_file(src)}
+    assert "private-home-folder" not in out.read_bytes().decode("latin-1")

@@ -37,6 +37,11 @@ except "128px" with the stored noise: 8.4e-5 on the early layers. That one is a 
 difference of the networks: one pre-activation of the 64 px Conv0_up layer is 2e-7 standard
 deviations from zero, so float32 round-off puts it on different sides of the leaky ReLU in TF and
 here, and the gradient jumps by 0.8 * dy there (our float32 and float64 gradients agree to 4e-7).
+
+The main test of each reader runs on files the official code wrote itself
+(tests/test_official_files.py);
+this module keeps the configurations those files do not cover, rebuilt from recorded official
+tensors by our fixture writers.
 """
 
 from __future__ import annotations

@@ -38,6 +38,11 @@ How the numbers were made (throwaway virtualenvs outside the repository; CPU, Py
   64: 8 * channel_multiplier} so the weights stay small. Truncation via its forward
   (`truncation`, `truncation_latent=latent_avg`), noise 'none' as explicit zero noise tensors,
   and `mean_latent(4096)` after `torch.manual_seed(0)` (our w_avg when a file has no latent_avg).
+
+The main test of each reader runs on files the official code wrote itself
+(tests/test_official_files.py);
+this module keeps the configurations those files do not cover (resnet, orig, conditional TF,
+the configs B-D synthesis), rebuilt from recorded official tensors by our fixture writers.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ from ..errors import CheckpointError
 from ..models.base import Generator
 from .safe_pickle import (
     PersistentObjectStub,
+    RefusedGlobalError,
     TFNetworkStub,
+    inspect_refused_pickle,
     safe_pickle_load,
     weights_only_refusal,
 )
@@ -84,7 +86,7 @@ def detect_format(path: str | os.PathLike) -> str:
             raise CheckpointError(f"{path}: is {what}, not a generator checkpoint")
     raise CheckpointError(
         f"{path}: unknown file format (not a StyleGAN pickle, a PyTorch checkpoint or a "
-        ".safetensors file); first bytes: {head[:16]!r}"
+        f".safetensors file); first bytes: {head[:16]!r}"
     )
 
 
@@ -144,8 +146,53 @@ def read_generator_file(path: str | os.PathLike) -> Generator:
     if fmt == "torch":
         obj = _torch_load(path)
         return _from_torch_object(obj, label)
-    obj = safe_pickle_load(path)
+    try:
+        obj = safe_pickle_load(path)
+    except RefusedGlobalError as refusal:
+        raise _name_refused_network(path, label, refusal) from None
     return _from_pickle_object(obj, label)
+
+
+# Top-level modules whose globals in a pickle mean code execution, not a network's classes.
+_CODE_MODULES = frozenset(
+    {
+        *("os", "posix", "nt", "subprocess", "builtins", "__builtin__", "importlib", "runpy"),
+        *("pickle", "_pickle", "marshal", "sys", "shutil", "socket", "ctypes", "code", "codeop"),
+        *("pty", "webbrowser", "types", "functools", "operator", "io", "tempfile", "signal"),
+        *("multiprocessing", "threading", "asyncio", "platform", "sysconfig", "site", "pdb"),
+        *("timeit", "torch", "numpy", "dill", "cloudpickle", "joblib"),
+    }
+)
+
+
+def _runs_code(global_name: str) -> bool:
+    """Whether a global is of a module whose callables run code (torch's layer classes in
+    `torch.nn` are data holders; `torch.load` is not)."""
+    if global_name.startswith("torch.nn.modules."):
+        return False
+    return global_name.split(".")[0] in _CODE_MODULES
+
+
+def _name_refused_network(path: Path, label: str, refusal: RefusedGlobalError) -> CheckpointError:
+    """A refused pickle may be a snapshot of a network family we do not read yet whose modules
+    pickle plain torch / third-party classes (StyleGAN-XL: a `torch.nn.Embedding` in its mapping
+    network, timm models in its discriminator). Read it once more with those classes inert, only
+    to name the family; anything else keeps the refusal."""
+    from .families import READERS, NetworkFamily, identify_network, unsupported_family_error
+
+    inspected = inspect_refused_pickle(path)
+    if inspected is None:
+        return refusal
+    obj, unknown = inspected
+    if any(_runs_code(name) for name in unknown):
+        return refusal  # a gadget, whatever the rest of the file is
+    if not (isinstance(obj, dict) and isinstance(obj.get("G_ema"), PersistentObjectStub)):
+        return refusal
+    family = identify_network(obj["G_ema"])
+    if family is NetworkFamily.UNKNOWN or family in READERS:
+        return refusal
+    error = unsupported_family_error(family, "G_ema", label)
+    return CheckpointError(f"{error} (it also pickles classes such as '{unknown[0]}')")
 
 
 def _from_pickle_object(obj: Any, label: str) -> Generator:
@@ -162,17 +209,27 @@ def _from_pickle_object(obj: Any, label: str) -> Generator:
             from .stylegan1_tf import generator_from_tf
         return generator_from_tf(gs, label)
     if isinstance(obj, dict) and "G_ema" in obj:
-        if not isinstance(obj["G_ema"], PersistentObjectStub):
-            raise CheckpointError(f"{label}: 'G_ema' is not a stylegan2-ada-pytorch network")
-        from .stylegan2_ada import generator_from_ada
-
-        return generator_from_ada(obj, label)
+        return _from_persistent_network(obj["G_ema"], label)
     if isinstance(obj, tuple) and all(isinstance(n, TFNetworkStub) for n in obj):
         raise CheckpointError(
             f"{label}: a TF pickle with {len(obj)} networks; expected the (G, D, Gs) tuple of a "
             "StyleGAN snapshot"
         )
     raise CheckpointError(f"{label}: a pickle, but not a StyleGAN checkpoint ({_describe(obj)})")
+
+
+def _from_persistent_network(net: Any, label: str) -> Generator:
+    """A snapshot's `G_ema` (NVIDIA's persistence format): identify its family, hand it to that
+    family's reader or refuse it by name."""
+    from .families import identify_network, reader_for
+
+    if not isinstance(net, PersistentObjectStub):
+        raise CheckpointError(
+            f"{label}: 'G_ema' is {_describe(net)}, not a network pickled by NVIDIA's PyTorch code"
+        )
+    family = identify_network(net)
+    what = f"G_ema (class '{net.class_name}')" if family.value == "unknown" else "G_ema"
+    return reader_for(family, what, label)(net, family, label)
 
 
 def _from_torch_object(obj: Any, label: str) -> Generator:
@@ -191,6 +248,8 @@ def _from_torch_object(obj: Any, label: str) -> Generator:
 
 
 def _describe(obj: Any) -> str:
+    if obj is None:
+        return "None"
     if isinstance(obj, dict):
         keys = ", ".join(repr(k) for k in list(obj)[:6])
         more = ", ..." if len(obj) > 6 else ""

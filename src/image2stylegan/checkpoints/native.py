@@ -4,7 +4,9 @@ safetensors holds tensors only (no pickle, no code), so a native file is safe to
 source. Header metadata (all strings, as safetensors requires):
   format = "image2stylegan-generator", format_version = "1",
   architecture = "stylegan1" | "stylegan2", config = JSON of `Generator.config_dict()`,
-  source = where the weights came from (free text).
+  source = where the weights came from: JSON of `source_record` (a registry name or `random:`
+  source as given; for a file only its name and sha256, never its path: a file made on one
+  machine should not carry that machine's folder names).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..fileio import atomic_path
 from ..models.base import Generator
 from .build import build_checked
 
-__all__ = ["FORMAT_NAME", "architectures", "load_native", "save_native"]
+__all__ = ["FORMAT_NAME", "architectures", "load_native", "save_native", "source_record"]
 
 FORMAT_NAME = "image2stylegan-generator"
 FORMAT_VERSION = "1"
@@ -37,14 +39,41 @@ def architectures() -> dict[str, type[Generator]]:
     return {cls.architecture: cls for cls in (StyleGAN1Generator, StyleGAN2Generator)}
 
 
+def source_record(source: str, file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """What a native file records about where its weights came from.
+
+    `source` is what the user named (a registry name, a `random:` source or a path) and `file` the
+    checkpoint file that was read, if any. A path is never recorded, only the file's name and
+    sha256; registry names and `random:` sources are kept as given.
+    """
+    from ..fileio import sha256_file
+    from .random_generators import is_random_source
+    from .registry import is_registry_name
+
+    record: dict[str, Any] = {}
+    if is_random_source(source) or (is_registry_name(source) and not Path(source).exists()):
+        record["source"] = source
+    if file is None and not record and source and Path(source).is_file():
+        file = source
+    if file is not None:
+        record["file"] = Path(file).name
+        record["sha256"] = sha256_file(file)
+    else:
+        record["sha256"] = None
+    return record
+
+
 def save_native(G: Generator, path: str | os.PathLike, source: str = "") -> Path:
-    """Write `G` (weights, buffers incl. const noise and w_avg, config) atomically."""
+    """Write `G` (weights, buffers incl. const noise and w_avg, config) atomically. `source`
+    (free text) defaults to `source_record(G.source)` as JSON: never a path."""
+    if not source:
+        source = json.dumps(source_record(str(getattr(G, "source", ""))), sort_keys=True)
     metadata = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "architecture": G.architecture,
         "config": json.dumps(G.config_dict(), sort_keys=True),
-        "source": source or str(getattr(G, "source", "")),
+        "source": source,
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in G.state_dict().items()}
     path = Path(path)

@@ -32,9 +32,13 @@ import torch
 from ..errors import CheckpointError
 
 __all__ = [
+    "ALLOWED_GLOBALS",
     "EasyDictStub",
+    "InertObject",
     "PersistentObjectStub",
+    "RefusedGlobalError",
     "TFNetworkStub",
+    "inspect_refused_pickle",
     "refused_torch_global",
     "safe_pickle_load",
     "weights_only_refusal",
@@ -81,7 +85,8 @@ class TFNetworkStub:
 class PersistentObjectStub:
     """Inert stand-in for a stylegan2-ada-pytorch persistent object (a pickled nn.Module).
 
-    `class_name` is e.g. 'training.networks.Generator'; `state` is the module's `__dict__`
+    `class_name` is the bare class name the official persistence records (e.g. 'Generator', the
+    same for every family: see families.py); `state` is the module's `__dict__`
     (`_parameters`, `_buffers`, `_modules`, `_init_kwargs`, ...). `module_src` is never kept.
     """
 
@@ -179,6 +184,24 @@ def _codecs_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -
     return _codecs.encode(text, encoding, errors)
 
 
+def _no_hooks(hooks: Any) -> None:
+    if hooks:  # an official file pickles an empty OrderedDict; hooks would be callables
+        raise pickle.UnpicklingError("refusing a tensor with backward hooks")
+
+
+def _rebuild_tensor_v2(storage: Any, offset: Any, size: Any, stride: Any, *rest: Any) -> Any:
+    """`torch._utils._rebuild_tensor_v2` for tensors without backward hooks (the 6th argument)."""
+    if len(rest) >= 2:
+        _no_hooks(rest[1])
+    return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, *rest)
+
+
+def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any = None) -> Any:
+    """`torch._utils._rebuild_parameter` for parameters without backward hooks."""
+    _no_hooks(backward_hooks)
+    return torch._utils._rebuild_parameter(data, requires_grad, backward_hooks or {})
+
+
 def _rebuild_from_type_v2(func: Callable, new_type: type, args: tuple, state: Any) -> Any:
     """`torch._tensor._rebuild_from_type_v2` limited to plain tensors and parameters."""
     if new_type not in (torch.Tensor, torch.nn.Parameter):
@@ -201,7 +224,9 @@ def _numpy_global(name: str) -> Any:
     return table[name]
 
 
-# (module, name) -> the object the unpickler hands out instead of importing anything.
+# (module, name) -> the object the unpickler hands out instead of importing anything. Exactly the
+# globals that official files hold (tests/test_official_files.py checks each one against the files
+# made by the official code), plus the numpy-2 spellings of the numpy ones and protocol-2 bytes.
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     # dnnlib / TensorFlow containers
     ("dnnlib.tflib.network", "Network"): TFNetworkStub,
@@ -219,18 +244,15 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
             ("numeric", "_frombuffer"),
         )
     },
-    # torch tensors pickled with plain `pickle`
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    # torch tensors pickled with plain `pickle` (a tensor with Python attributes: from_type_v2)
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
     ("torch.storage", "_load_from_bytes"): _load_torch_bytes,
-    ("torch", "Size"): torch.Size,
-    # plain containers
+    # plain containers (`set`: a module's `_non_persistent_buffers_set` below protocol 4)
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
-    ("builtins", "slice"): slice,
-    ("_codecs", "encode"): _codecs_encode,
+    ("_codecs", "encode"): _codecs_encode,  # bytes in a protocol-2 pickle
 }
 
 
@@ -251,6 +273,75 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 class _RefusedGlobal(pickle.UnpicklingError):
     pass
+
+
+class RefusedGlobalError(CheckpointError):
+    """A pickle asked for a global outside the allow-list (`.global_name`, e.g. 'os.system')."""
+
+    def __init__(self, message: str, global_name: str) -> None:
+        super().__init__(message)
+        self.global_name = global_name
+
+
+class InertObject:
+    """What an unknown global becomes in `inspect_refused_pickle`: called or built, it only keeps
+    its arguments and state; it has no behaviour."""
+
+    global_name = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> InertObject:
+        obj = object.__new__(cls)
+        obj.__dict__["_args"] = args
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["_state"] = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"InertObject({self.global_name})"
+
+
+class _InspectingUnpickler(_RestrictedUnpickler):
+    """The allow-list as usual; any other global becomes an inert `InertObject` class."""
+
+    def __init__(self, file: IO[bytes], allowed: Mapping[tuple[str, str], Any]) -> None:
+        super().__init__(file, allowed)
+        self.unknown: dict[str, type] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._allowed:
+            return self._allowed[(module, name)]
+        key = f"{module}.{name}"
+        if key not in self.unknown:
+            self.unknown[key] = type(name, (InertObject,), {"global_name": key})
+        return self.unknown[key]
+
+
+def inspect_refused_pickle(path: str | os.PathLike) -> tuple[Any, list[str]] | None:
+    """Read a pickle that `safe_pickle_load` refused, to name what it is: every global outside
+    the allow-list becomes an inert object (nothing is imported, called or executed; a torch
+    stream inside still goes through torch's weights-only unpickler). Returns (object, the
+    unknown globals asked for), or None if even that fails. Never use the result as a network:
+    only to identify one for an error message."""
+    try:
+        with open(Path(path), "rb") as f:
+            unpickler = _InspectingUnpickler(f, ALLOWED_GLOBALS)
+            obj = unpickler.load()
+    except Exception:
+        return None
+    return obj, sorted(unpickler.unknown)
 
 
 def safe_pickle_load(
@@ -277,9 +368,10 @@ def _load(f: IO[bytes], allowed: Mapping[tuple[str, str], Any], label: str) -> A
     try:
         return _RestrictedUnpickler(f, allowed).load()
     except _RefusedGlobal as e:
-        raise CheckpointError(
+        raise RefusedGlobalError(
             f"{label}: refused to load: the pickle asks for '{e}', which no known StyleGAN "
-            "checkpoint format uses (loading never executes code from a file)"
+            "checkpoint format uses (loading never executes code from a file)",
+            str(e),
         ) from None
     except EOFError:
         raise CheckpointError(f"{label}: the file ends early (truncated download?)") from None

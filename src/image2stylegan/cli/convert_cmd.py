@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -64,8 +63,7 @@ def convert(checkpoint: str, out: Path, overwrite: bool, quiet: bool, as_json: b
     import torch
 
     from ..checkpoints import load_generator
-    from ..checkpoints.native import load_native, save_native
-    from ..fileio import sha256_file
+    from ..checkpoints.native import load_native, save_native, source_record
 
     if out.is_dir():
         raise click.BadParameter(
@@ -78,10 +76,10 @@ def convert(checkpoint: str, out: Path, overwrite: bool, quiet: bool, as_json: b
     path = _resolve_input(checkpoint, quiet)
     G = load_generator(checkpoint if path is None else path)
     G.source = checkpoint
-    digest = sha256_file(path) if path is not None else None
-    record: dict[str, Any] = {"source": checkpoint, "sha256": digest}
-    if path is not None:
-        record["file"] = path.name  # for a registry name: the official file name
+    # The header records a registry name / random: source as given, a file by name + sha256
+    # only (never its path).
+    record = source_record(checkpoint, path)
+    digest = record["sha256"]
     try:
         save_native(G, out, source=json.dumps(record, sort_keys=True))
     except OSError as e:
