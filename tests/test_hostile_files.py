@@ -24,7 +24,12 @@ from image2stylegan.errors import CheckpointError, ImageError, LatentError
 from image2stylegan.image import MAX_IMAGE_PIXELS, load_image
 from image2stylegan.models.limits import MAX_PARAMETERS
 from tests.fixtures.stylegan1_fixtures import tiny_stylegan1
-from tests.fixtures.stylegan2_fixtures import tiny_stylegan2
+from tests.fixtures.stylegan2_fixtures import (
+    ada_init_kwargs,
+    ada_tensors_from_generator,
+    tiny_stylegan2,
+    write_ada_pickle_file,
+)
 
 
 def _peak_rss_mb() -> float:
@@ -255,3 +260,26 @@ def test_image_above_our_cap_is_refused_with_our_message(side: int, tmp_path: Pa
     message = _image_error(_png_header_only(tmp_path / "bomb.png", side, side))
     assert f"more than the {MAX_IMAGE_PIXELS:,} allowed" in message
     assert "downscale it first" in message
+
+
+@pytest.mark.parametrize(
+    ("synthesis", "top", "expected"),
+    [
+        ({"channel_base": 2**20, "channel_max": 8192}, {"img_resolution": 4096}, "refused: the"),
+        ({}, {"w_dim": 2**20}, "w_dim = 1048576 is out of range"),
+        ({"num_fp16_res": 10**9}, {}, "num_fp16_res = 1000000000 is out of range"),
+    ],
+)
+def test_pickled_constructor_arguments_are_bounded(
+    synthesis: dict, top: dict, expected: str, tmp_path: Path
+) -> None:
+    """The same limits hold for a stylegan2-ada-pytorch pickle whose recorded constructor
+    arguments lie: refused before the network is built, not after allocating it."""
+    G = tiny_stylegan2(8)
+    kwargs = ada_init_kwargs(G.config)
+    kwargs.update(top)
+    kwargs["synthesis_kwargs"].update(synthesis)
+    path = write_ada_pickle_file(tmp_path / "ada.pkl", ada_tensors_from_generator(G), kwargs)
+    before = _peak_rss_mb()
+    assert expected in _checkpoint_error(path)
+    assert _peak_rss_mb() - before < 200

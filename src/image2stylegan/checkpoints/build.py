@@ -17,7 +17,7 @@ from ..errors import CheckpointError
 from ..models.base import Generator
 from ..models.limits import check_parameter_count
 
-__all__ = ["build_checked", "shape_mismatch"]
+__all__ = ["build_checked", "planned_shapes", "shape_mismatch"]
 
 G_t = TypeVar("G_t", bound=Generator)
 
@@ -29,6 +29,19 @@ def build_checked(
     what: str = "generator config",  # how error lines name the config ("stylegan1 config")
 ) -> G_t:
     """`factory()` after checking its size (and, given `file_shapes`, its tensor shapes)."""
+    shapes = planned_shapes(factory, label, what)
+    if file_shapes is not None:
+        problem = shape_mismatch(shapes, file_shapes)
+        if problem:
+            raise CheckpointError(f"{label}: tensors do not match the {what} ({problem})")
+    return factory()
+
+
+def planned_shapes(
+    factory: Callable[[], Generator], label: str, what: str = "generator config"
+) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes `factory()` would have, from a build on the meta device; raises
+    `CheckpointError` when the network would exceed `MAX_PARAMETERS` weights."""
     try:
         with torch.device("meta"):
             probe = factory()
@@ -39,11 +52,7 @@ def build_checked(
         check_parameter_count(sum(math.prod(s) for s in shapes.values()))
     except ValueError as e:
         raise CheckpointError(f"{label}: refused: {e}") from None
-    if file_shapes is not None:
-        problem = shape_mismatch(shapes, file_shapes)
-        if problem:
-            raise CheckpointError(f"{label}: tensors do not match the {what} ({problem})")
-    return factory()
+    return shapes
 
 
 def shape_mismatch(

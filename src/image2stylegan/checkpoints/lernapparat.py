@@ -38,6 +38,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.stylegan1 import StyleGAN1Config, StyleGAN1Generator
+from .build import planned_shapes
 from .stylegan1_tf import generator_from_tf_variables, tf_name_table
 
 __all__ = ["NOISE_SEED", "W_AVG_SAMPLES", "W_AVG_SEED", "generator_from_lernapparat"]
@@ -237,8 +238,7 @@ def generator_from_lernapparat(state_dict: dict, label: str) -> StyleGAN1Generat
             f"{label}: incomplete lernapparat StyleGAN1 state dict: missing "
             f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
         )
-    with torch.device("meta"):  # shapes only, no memory
-        shapes = {k: tuple(v.shape) for k, v in StyleGAN1Generator(cfg).state_dict().items()}
+    shapes = planned_shapes(lambda: StyleGAN1Generator(cfg), label)
     params = {(row.network, row.name): row.param for row in tf_name_table(cfg)}
     for row in table:
         expected = shapes[params[(row.network, row.name)]]  # both layouts are PyTorch's

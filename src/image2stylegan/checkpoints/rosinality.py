@@ -27,6 +27,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, setup_filter
+from .build import planned_shapes
 from .name_tables import Layout, Rule, as_tensor, convert_state, leading_ones
 
 __all__ = [
@@ -170,8 +171,8 @@ def generator_from_rosinality(ckpt: dict, label: str) -> StyleGAN2Generator:
         raise CheckpointError(f"{label}: 'g_ema' is not a state dict of tensors")
     config = config_from_rosinality(state, label)
     _check_filters(state, config, label)
-    G = StyleGAN2Generator(config)
-    targets = {k: v.shape for k, v in G.state_dict().items() if k != "w_avg"}
+    shapes = planned_shapes(lambda: StyleGAN2Generator(config), label)
+    targets = {k: v for k, v in shapes.items() if k != "w_avg"}
     converted = convert_state(targets, state, rosinality_rules(), label, ignore=[_FILTER_KEYS])
     latent_avg = ckpt.get("latent_avg")
     if latent_avg is not None:
@@ -183,6 +184,7 @@ def generator_from_rosinality(ckpt: dict, label: str) -> StyleGAN2Generator:
         converted["w_avg"] = as_tensor(latent_avg).reshape(config.w_dim)
     else:
         converted["w_avg"] = torch.zeros(config.w_dim)
+    G = StyleGAN2Generator(config)  # built once every tensor is known to be in the file
     G.load_state_dict(converted, strict=True)
     if latent_avg is None:
         G.w_avg.copy_(mean_latent(G))

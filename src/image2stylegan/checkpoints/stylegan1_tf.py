@@ -19,6 +19,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.stylegan1 import StyleGAN1Config, StyleGAN1Generator
+from .build import planned_shapes
 from .safe_pickle import TFNetworkStub
 
 __all__ = [
@@ -180,13 +181,13 @@ def generator_from_tf_variables(
         raise CheckpointError(
             f"{label}: incomplete StyleGAN1 checkpoint: missing {what}(s) {_listing(missing)}"
         )
-    G = StyleGAN1Generator(cfg)
-    state = G.state_dict()
+    state: dict[str, torch.Tensor] = {}
+    shapes = planned_shapes(lambda: StyleGAN1Generator(cfg), label)
     for row in table:
         if row.name not in variables.get(row.network, {}):
             continue
         value = np.asarray(variables[row.network][row.name])
-        target = tuple(state[row.param].shape)
+        target = shapes[row.param]
         expected = _official_shape(target, row.layout)
         if tuple(value.shape) != expected:
             raise CheckpointError(
@@ -195,7 +196,8 @@ def generator_from_tf_variables(
             )
         ours = np.ascontiguousarray(_to_ours(value, row.layout), dtype=np.float32)
         state[row.param] = torch.from_numpy(ours.copy())
-    G.load_state_dict(state, strict=True)
+    G = StyleGAN1Generator(cfg)  # built once every variable is known to be in the file
+    G.load_state_dict({**G.state_dict(), **state}, strict=True)
     return G
 
 

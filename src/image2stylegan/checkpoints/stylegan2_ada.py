@@ -29,6 +29,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..models.stylegan2 import StyleGAN2Config, StyleGAN2Generator, setup_filter
+from .build import planned_shapes
 from .families import SG3_FLAT_SYNTHESIS_KEYS, NetworkFamily, identify_network, reader_for
 from .name_tables import Rule, as_tensor, convert_state
 from .safe_pickle import PersistentObjectStub
@@ -264,8 +265,7 @@ def generator_from_persistent(
     _check_attributes(net, config, label)
     tensors = net.named_tensors()
     _check_filters(tensors, config, label)
-    G = StyleGAN2Generator(config)
-    targets = {k: v.shape for k, v in G.state_dict().items()}
+    targets = planned_shapes(lambda: StyleGAN2Generator(config), label)
     rules = ADA_RULES
     if not has_w_avg:  # w_avg_beta=None: the official network keeps no mean latent
         targets.pop("w_avg")
@@ -273,6 +273,7 @@ def generator_from_persistent(
         log.warning("%s: G_ema tracks no w_avg (w_avg_beta=None); truncation uses w_avg = 0", label)
     state = convert_state(targets, tensors, rules, label, ignore=[_FILTER_KEYS])
     state.setdefault("w_avg", torch.zeros(config.w_dim))
+    G = StyleGAN2Generator(config)  # built once every tensor is known to be in the file
     G.load_state_dict(state, strict=True)
     if family is NetworkFamily.STYLEGAN2_SG3:
         # networks_stylegan2.py: fused_modconv = fused_modconv_default ('inference_only' = fused

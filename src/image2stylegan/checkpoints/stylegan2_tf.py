@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from ..models.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from .build import planned_shapes
 from .name_tables import PLUS_ONE, TRANSPOSE, Rule, convert_state, leading_ones, permuted
 from .safe_pickle import TFNetworkStub
 
@@ -207,10 +208,10 @@ def generator_from_tf(gs: TFNetworkStub, label: str) -> StyleGAN2Generator:
                     f"{label}: a snapshot taken during progressive growing ({name} = "
                     f"{float(np.asarray(variables[name]))}); only lod 0 is supported"
                 )
-    G = StyleGAN2Generator(config)
-    targets = {k: v.shape for k, v in G.state_dict().items()}
+    targets = planned_shapes(lambda: StyleGAN2Generator(config), label)
     state = convert_state(
         targets, variables, tf_rules(revised), label, ignore=ignore, what="variable"
     )
+    G = StyleGAN2Generator(config)  # built once every variable is known to be in the file
     G.load_state_dict(state, strict=True)
     return G
