@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal, NoReturn
 
 import numpy as np
@@ -101,7 +102,7 @@ class Face:
 # dlib models (lazy import, cached per process)
 
 
-def _import_dlib():
+def _import_dlib() -> ModuleType:
     try:
         return importlib.import_module("dlib")
     except ImportError:

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+from gradio.events import Dependency
 
+from .common import Library
 from .editing import EditTab
 from .embedding import (
     LOSS_CHOICES,
@@ -291,11 +294,11 @@ def build_app(
             morph_keys, st_content, st_style, ex_target, ex_neutral, ex_expressive, walk_start
         ]  # fmt: skip
 
-        def refresh(lib):
+        def refresh(lib: Library | None) -> tuple[Any, ...]:
             choices = [label for label, _ in (lib or [])]
             return (EditTab.library_table(lib), *[gr.update(choices=choices) for _ in pickers])
 
-        def refresh_after(event):
+        def refresh_after(event: Dependency) -> None:
             event.then(refresh, library, [library_table, *pickers], api_visibility="private")
 
         gen.change(embed.on_generator_change, gen, align, api_visibility="private")
