@@ -202,3 +202,23 @@ def test_generator_base_class_is_abstract():
 
     with pytest.raises(TypeError, match="abstract"):
         Incomplete(8, 8, 2, 8, 3)
+
+
+def test_a_checkpoint_is_not_resumed_with_another_alignment(gen_file, shared_images, tmp_path):
+    G, _ = open_generator(str(gen_file))
+    embedder = build_embedder(G, EmbedConfig(steps=8, perceptual_size=16), vgg="random")
+    sources = [shared_images / "face_03.jpg"]
+
+    def interrupt(progress):
+        if progress.report.step == 4:
+            raise KeyboardInterrupt
+
+    plain = RunOptions(report_every=1, checkpoint_every=100)
+    with pytest.raises(KeyboardInterrupt):
+        embed_files(plan_jobs(sources, tmp_path), embedder, plain, record={}, on_report=interrupt)
+    assert (tmp_path / "face_03" / ".checkpoint.pt").is_file()
+    (outcome,) = embed_files(plan_jobs(sources, tmp_path), embedder, plain.replace(align=True),
+                             record={})  # fmt: skip
+    assert outcome.status == "failed" and "--overwrite" in (outcome.error or "")
+    (outcome,) = embed_files(plan_jobs(sources, tmp_path), embedder, plain, record={})
+    assert outcome.status == "done" and outcome.steps == 8  # resumed with the same settings

@@ -320,7 +320,8 @@ def _fingerprint(
 
 
 def _job_fingerprint(base: str, job: EmbedJob) -> str:
-    return f"{base}|{job.align}"
+    """The run's fingerprint plus what differs per image: whether its target was aligned."""
+    return f"{base}|aligned={job.aligned}"
 
 
 def _load_checkpoint(job: EmbedJob, fingerprint: str, overwrite: bool) -> None:
