@@ -133,9 +133,9 @@ def test_all_channels_below_threshold_is_a_clear_error():
 def test_bad_options():
     a = torch.zeros(NUM_WS, W_DIM)
     with pytest.raises(ValueError, match="channel must be"):
-        expression_direction(a, a + 1, channel="pixel")  # type: ignore[arg-type]
+        expression_direction(a, a + 1, channel="pixel")
     with pytest.raises(ValueError, match="normalize must be 'channel'"):
-        expression_direction(a, a + 1, normalize="max")  # type: ignore[arg-type]
+        expression_direction(a, a + 1, normalize="max")
     with pytest.raises(ValueError, match="share one"):
         i2s.expression_transfer(torch.zeros(5, W_DIM), a, a + 1, [1.0])
 

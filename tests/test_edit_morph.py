@@ -12,7 +12,7 @@ from image2stylegan.edit import morph_path, ping_pong
 @pytest.fixture
 def codes() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return tuple(torch.randn(18, 512, generator=g) * 3 for _ in range(3))  # type: ignore[return-value]
+    return tuple(torch.randn(18, 512, generator=g) * 3 for _ in range(3))
 
 
 def test_endpoints_are_the_inputs_bit_for_bit(codes):

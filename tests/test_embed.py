@@ -186,9 +186,7 @@ def test_nvidia_preset(G, targets, monkeypatch):
         load_vgg16("random", seed=1),
         [torch.rand(c) for c in (64, 128, 256, 512, 512)],
     )
-    monkeypatch.setattr(
-        "image2stylegan.checkpoints.vgg_weights.load_lpips", lambda **kw: random_lpips
-    )
+    monkeypatch.setattr("image2stylegan.losses.load_lpips", lambda **kw: random_lpips)
     cfg = PRESETS["nvidia"].replace(steps=12, perceptual_size=16)
     emb = build_embedder(G, cfg)
     assert emb._lr(0) == 0 and emb._lr(cfg.steps - 1) < cfg.lr * 0.3  # warm-up, ramp-down

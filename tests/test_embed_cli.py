@@ -22,7 +22,7 @@ from PIL import Image
 from image2stylegan import load_latent
 from image2stylegan.checkpoints.native import save_native
 from image2stylegan.cli.main import main
-from image2stylegan.embed import EmbedConfig, build_embedder
+from image2stylegan.embed import EmbedConfig, RunOptions, build_embedder
 from image2stylegan.embed.runner import CHECKPOINT_NAME, embed_files, plan_jobs
 
 from .fixtures.embedding import embedding_generator
@@ -202,19 +202,15 @@ def test_resume_after_interruption_matches_uninterrupted_run(gen_file, shared_im
     vgg = load_vgg16("random")
     sources = [shared_images / "face_02.jpg", shared_images / "dog_01.jpg"]
     kwargs = dict(
-        metadata={"generator": "tiny"},
-        batch_size=2,
-        checkpoint_every=10,
-        report_every=5,
-        progress=False,
-        log=lambda m: None,
+        options=RunOptions(batch_size=2, checkpoint_every=10, report_every=5),
+        record={"generator": "tiny"},
     )
 
     ref = embed_files(plan_jobs(sources, tmp_path / "ref"), build_embedder(G, cfg, vgg), **kwargs)
     assert {o.status for o in ref} == {"done"}
 
-    def interrupt(jobs, report):
-        if report.step == 25:
+    def interrupt(progress):
+        if progress.report.step == 25:
             raise KeyboardInterrupt
 
     out = tmp_path / "resumed"

@@ -23,23 +23,17 @@ from image2stylegan.experiments import (
     iterative,
     load_experiment,
 )
-from image2stylegan.experiments.common import (
-    Embedding,
-    ImageItem,
-    Table,
-    category_of,
-    collect_items,
-    parse_params,
-    sort_items,
-    w_distance,
-)
+from image2stylegan.experiments.items import ImageItem, category_of, collect_items, sort_items
+from image2stylegan.experiments.measures import w_distance
 from image2stylegan.experiments.paper_numbers import (
     FIG10_CONVERGENCE_STEPS,
     TABLE1_AFFINE,
     TABLE2_INIT,
     TABLE3_DEFECTS,
 )
+from image2stylegan.experiments.params import parse_params
 from image2stylegan.experiments.report import table_markdown
+from image2stylegan.experiments.results import Embedding, Table
 
 # ---------------------------------------------------------------------------------------------
 # affine transformations: exact geometry
@@ -204,9 +198,9 @@ def _emb(variant, name, category, loss, dist=math.nan, ws=None, history=None) ->
         ImageItem(Path(f"{name}.png"), name, category),
         Path("."),
         "done",
-        ws=ws,
+        ws=torch.zeros(2, 3) if ws is None else ws,
         losses={"total": loss, "perceptual": loss / 2, "mse": loss / 2},
-        history=history,
+        history=np.zeros((0, 3)) if history is None else history,
         w_dist=dist,
     )
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from image2stylegan.checkpoints.vgg_weights import load_lpips, load_vgg16, read_lpips_linear
+from image2stylegan.checkpoints.vgg_weights import load_vgg16, read_lpips_linear
 from image2stylegan.errors import CheckpointError
 from image2stylegan.image import fit_image, load_image, pil_to_tensor
-from image2stylegan.losses import LPIPS, Image2StyleGANLoss
+from image2stylegan.losses import LPIPS, Image2StyleGANLoss, load_lpips
 from tests.fixtures.vgg_files import (
     VGG16_CFG,
     write_keras_vgg16_h5,

@@ -77,7 +77,7 @@ def test_noise_modes() -> None:
     same = G.synthesis(ws[:1].repeat(2, 1, 1), noise_mode="random")
     assert not torch.allclose(same[0], same[1])  # fresh noise per sample
     with pytest.raises(ValueError, match="noise_mode"):
-        G.synthesis(ws, noise_mode="fresh")  # type: ignore[arg-type]
+        G.synthesis(ws, noise_mode="fresh")
     with pytest.raises(ValueError, match="noise tensors"):
         G.synthesis(ws, noise=zeros[:-1])
 

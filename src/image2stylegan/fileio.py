@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -65,6 +65,6 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _copy_into(f: IO[bytes], sink, chunk_size: int) -> None:
+def _copy_into(f: IO[bytes], sink: Callable[[bytes], object], chunk_size: int) -> None:
     while chunk := f.read(chunk_size):
         sink(chunk)

@@ -26,7 +26,9 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE",
     "fit_image",
+    "frame_to_pil",
     "image_grid",
+    "image_strip",
     "load_image",
     "pil_to_tensor",
     "save_image",
@@ -77,8 +79,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
                 if w * h > MAX_IMAGE_PIXELS:
                     raise ImageError(too_big.format(path, f"{w}x{h}", MAX_IMAGE_PIXELS))
                 im.load()
-                im = ImageOps.exif_transpose(im)
-                rgb = _to_rgb8(im)
+                rgb = _to_rgb8(ImageOps.exif_transpose(im))
         except ImageError:
             raise
         except UnidentifiedImageError:
@@ -201,6 +202,23 @@ def image_grid(
         r, c = divmod(i, ncols)
         grid.paste(im.convert("RGB"), (c * (w + pad), r * (h + pad)))
     return grid
+
+
+def frame_to_pil(frame: np.ndarray) -> Image.Image:
+    """uint8 [H, W, C] -> RGB PIL image."""
+    return Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame).convert("RGB")
+
+
+def image_strip(images: Sequence[Image.Image | np.ndarray], pad: int = 0) -> Image.Image:
+    """One row of equally sized images (PIL or uint8 [H, W, C]), left to right (Fig. 4/7 layout)."""
+    pil = [im if isinstance(im, Image.Image) else frame_to_pil(im) for im in images]
+    if not pil:
+        raise ValueError("a strip needs at least one image")
+    w, h = pil[0].size
+    strip = Image.new("RGB", (len(pil) * w + (len(pil) - 1) * pad, h), "white")
+    for i, im in enumerate(pil):
+        strip.paste(im.convert("RGB"), (i * (w + pad), 0))
+    return strip
 
 
 def save_image(img: Image.Image | torch.Tensor, path: str | os.PathLike) -> Path:

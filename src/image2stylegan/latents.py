@@ -68,7 +68,7 @@ def save_latent(
             arrays[key] = _as_numpy(value).astype(np.float32)
     arrays["metadata"] = np.array(json.dumps(metadata or {}, sort_keys=True, default=str))
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, allow_pickle=False, **arrays)  # data only
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path

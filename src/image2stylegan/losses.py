@@ -18,6 +18,7 @@ autocast: the convolutions may run in bf16/fp16, the squared differences and mea
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -36,6 +37,7 @@ __all__ = [
     "LPIPS",
     "LPIPS_LAYERS",
     "Image2StyleGANLoss",
+    "load_lpips",
     "mse_loss",
     "perceptual_loss",
     "resize_for_perceptual",
@@ -159,6 +161,22 @@ class LPIPS(nn.Module):
         return self.distance(self.features(img0), self.features(img1))
 
 
+def load_lpips(
+    vgg: str | os.PathLike | VGG16Features = "vgg16-torchvision",  # LPIPS's trunk
+    weights: str | os.PathLike = "lpips-vgg",  # the linear layers: registry name or file path
+    device: str | torch.device = "cpu",
+) -> LPIPS:
+    """LPIPS v0.1 (VGG): our VGG-16 with torchvision weights + the LPIPS linear layers, read by
+    `checkpoints.vgg_weights` ("lpips-vgg": an installed `lpips` package's file, else the
+    registry's)."""
+    from .checkpoints.vgg_weights import load_vgg16, read_lpips_linear, resolve_lpips_weights
+
+    trunk = vgg if isinstance(vgg, VGG16Features) else load_vgg16(vgg)
+    module = LPIPS(trunk, read_lpips_linear(resolve_lpips_weights(weights)))
+    module.source = str(weights)
+    return module.to(device)
+
+
 class Image2StyleGANLoss(nn.Module):
     """Eq. 1 (perceptual + MSE), optionally + LPIPS, per image; target features cached.
 
@@ -225,7 +243,11 @@ class Image2StyleGANLoss(nn.Module):
         self, target: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
         small = resize_for_perceptual(_wide(target), self.perceptual_size)
-        feats = self.vgg(small, tuple(self.layer_weights)) if self.layer_weights else {}
+        feats = (
+            self.vgg(small, tuple(self.layer_weights))
+            if self.vgg is not None and self.layer_weights
+            else {}
+        )
         lp = self.lpips.features(small) if self.lpips is not None else []
         return {k: v.detach() for k, v in feats.items()}, [f.detach() for f in lp]
 

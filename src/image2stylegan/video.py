@@ -36,6 +36,7 @@ from PIL import Image
 
 from .errors import I2SError
 from .fileio import atomic_path
+from .image import image_strip
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -121,8 +122,6 @@ def strip_indices(num_frames: int, count: int) -> list[int]:
 
 def save_strip(frames: Sequence[np.ndarray | Image.Image], path: str | os.PathLike) -> Path:
     """One row of images, left to right, written atomically (PNG unless the suffix says else)."""
-    from .edit.render import image_strip
-
     path = Path(path)
     try:
         with atomic_path(path) as tmp:

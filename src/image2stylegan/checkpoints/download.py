@@ -155,7 +155,7 @@ def _verify(path: Path, size: int | None, sha256: str | None) -> str | None:
 
 
 def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
-    from .. import __version__
+    from .._version import __version__
 
     headers = {"User-Agent": f"image2stylegan/{__version__}", "Accept-Encoding": "identity"}
     if offset:

@@ -249,8 +249,8 @@ def generator_from_lernapparat(state_dict: dict, label: str) -> StyleGAN1Generat
             )
     for key in blur:
         kernel = sd[key].detach().float().cpu().numpy()
-        expected = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])[None, None] / 16.0
-        if kernel.shape != expected.shape or not np.allclose(kernel, expected, atol=1e-6):
+        blur_kernel = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])[None, None] / 16.0
+        if kernel.shape != blur_kernel.shape or not np.allclose(kernel, blur_kernel, atol=1e-6):
             raise CheckpointError(f"{label}: {key} is not the [1, 2, 1] blur kernel StyleGAN uses")
     variables: dict[str, dict[str, np.ndarray]] = {"Gs": {}, "mapping": {}, "synthesis": {}}
     for row in table:

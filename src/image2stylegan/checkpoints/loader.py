@@ -204,10 +204,12 @@ def _from_pickle_object(obj: Any, label: str) -> Generator:
         if synthesis.build_func_name == "G_synthesis_stylegan2" or any(
             name.endswith("mod_weight") for name in synthesis.variables
         ):
-            from .stylegan2_tf import generator_from_tf
-        else:
-            from .stylegan1_tf import generator_from_tf
-        return generator_from_tf(gs, label)
+            from .stylegan2_tf import generator_from_tf as stylegan2_from_tf
+
+            return stylegan2_from_tf(gs, label)
+        from .stylegan1_tf import generator_from_tf as stylegan1_from_tf
+
+        return stylegan1_from_tf(gs, label)
     if isinstance(obj, dict) and "G_ema" in obj:
         return _from_persistent_network(obj["G_ema"], label)
     if isinstance(obj, tuple) and all(isinstance(n, TFNetworkStub) for n in obj):

@@ -102,7 +102,7 @@ def convert_state(
 ) -> dict[str, torch.Tensor]:
     """Our state dict from `stored` via `rules`; one `CheckpointError` lists what does not fit."""
     rules = list(rules)
-    ignore = [re.compile(p) for p in ignore]
+    ignored = [re.compile(p) for p in ignore]
     out: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     problems: list[str] = []
@@ -128,7 +128,7 @@ def convert_state(
             continue
         out[key] = rule.layout.convert(as_tensor(value)).reshape(shape).contiguous()
     for name in stored:
-        if name not in used and not any(p.fullmatch(name) for p in ignore):
+        if name not in used and not any(p.fullmatch(name) for p in ignored):
             problems.append(f"unknown {what} '{name}' {_describe_shape(stored[name])}")
     if problems:
         more = (

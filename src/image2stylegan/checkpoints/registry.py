@@ -335,7 +335,7 @@ def _check_file(entry: WeightsEntry, path: Path, rehash: bool) -> VerifyResult:
         and stamp.get("mtime_ns") == st.st_mtime_ns
         and isinstance(stamp.get("sha256"), str)
     )
-    digest = stamp["sha256"] if fresh and not rehash else sha256_file(path)
+    digest = stamp["sha256"] if stamp is not None and fresh and not rehash else sha256_file(path)
     if entry.sha256 is not None:
         if digest != entry.sha256:
             return VerifyResult(

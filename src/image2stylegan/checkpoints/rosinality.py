@@ -156,7 +156,9 @@ def _check_filters(state: Mapping[str, Any], config: StyleGAN2Config, label: str
 
 
 @torch.no_grad()
-def mean_latent(G: StyleGAN2Generator, n: int = MEAN_LATENT_SAMPLES, seed: int = MEAN_LATENT_SEED):
+def mean_latent(
+    G: StyleGAN2Generator, n: int = MEAN_LATENT_SAMPLES, seed: int = MEAN_LATENT_SEED
+) -> torch.Tensor:
     """w_avg estimated as rosinality's `Generator.mean_latent(n)`: mean of mapping(z ~ N(0, I))."""
     z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
     return G.map_z(z).mean(dim=0)  # [w_dim]

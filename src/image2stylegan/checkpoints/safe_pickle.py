@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _codecs
 import collections
+import importlib
 import io
 import os
 import pickle
@@ -215,7 +216,9 @@ def _rebuild_from_type_v2(func: Callable, new_type: type, args: tuple, state: An
 def _numpy_global(name: str) -> Any:
     # numpy 2 moved the internals to numpy._core (numpy 1.26 has a bare `_core` stub, so the
     # version decides, not hasattr)
-    core = np._core if int(np.__version__.split(".")[0]) >= 2 else np.core
+    core = importlib.import_module(
+        "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
+    )
     table = {
         "multiarray._reconstruct": core.multiarray._reconstruct,
         "multiarray.scalar": core.multiarray.scalar,

@@ -1,4 +1,5 @@
-"""VGG-16 and LPIPS weights: `load_vgg16`, `load_lpips` and one strict reader per file layout.
+"""VGG-16 and LPIPS weights: `load_vgg16`, `resolve_lpips_weights` and one strict reader per file
+layout (`losses.load_lpips` builds the LPIPS module from them).
 
 Layouts (detected from the file's bytes, never from its name):
 - torchvision's ImageNet `vgg16` state dict (`vgg16-397923af.pth`): `features.{i}.weight`
@@ -25,7 +26,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,18 +42,15 @@ from ..models.vgg16 import (
 )
 from .loader import _torch_load, detect_format
 
-if TYPE_CHECKING:
-    from ..losses import LPIPS
-
 __all__ = [
     "LPIPS_CHANNELS",
-    "load_lpips",
     "load_vgg16",
     "random_vgg16_state",
     "read_keras_vgg16_h5",
     "read_lpips_linear",
     "read_torchvision_vgg16",
     "read_vgg16_file",
+    "resolve_lpips_weights",
 ]
 
 VGG16_NAMES = ("vgg16-caffe", "vgg16-torchvision")  # registry entries, for messages
@@ -100,27 +98,16 @@ def load_vgg16(
     return vgg.to(device)
 
 
-def load_lpips(
-    vgg: str | os.PathLike | VGG16Features = "vgg16-torchvision",  # LPIPS's trunk
-    weights: str | os.PathLike = "lpips-vgg",  # the linear layers: registry name or file path
-    device: str | torch.device = "cpu",
-) -> LPIPS:
-    """LPIPS v0.1 (VGG): our VGG-16 with torchvision weights + the LPIPS linear layers.
+def resolve_lpips_weights(weights: str | os.PathLike = "lpips-vgg") -> Path:
+    """The file of LPIPS v0.1's linear layers: a registry name or a path.
 
     "lpips-vgg" is read from an installed `lpips` package (`lpips/weights/v0.1/vgg.pth`, found
     without importing the package, which needs torchvision) when there is one, else from the
     weights registry.
     """
-    from ..losses import LPIPS
-
-    trunk = vgg if isinstance(vgg, VGG16Features) else load_vgg16(vgg)
     if weights == "lpips-vgg" and not Path(weights).exists():
-        path = _installed_lpips_file() or _resolve(weights, kind="lpips", hint="")
-    else:
-        path = _resolve(weights, kind="lpips", hint="pass the LPIPS v0.1 vgg.pth file")
-    module = LPIPS(trunk, read_lpips_linear(path))
-    module.source = str(weights)
-    return module.to(device)
+        return _installed_lpips_file() or _resolve(weights, kind="lpips", hint="")
+    return _resolve(weights, kind="lpips", hint="pass the LPIPS v0.1 vgg.pth file")
 
 
 # ---------------------------------------------------------------------------------------------

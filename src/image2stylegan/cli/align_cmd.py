@@ -6,15 +6,21 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import echo_json, expand_image_inputs
 
+if TYPE_CHECKING:
+    from ..align import FacePolicy
 
-def _parse_face(ctx: click.Context, param: click.Parameter, value: str) -> str | int:
-    if value in ("largest", "only"):
-        return value
+
+def _parse_face(ctx: click.Context, param: click.Parameter, value: str) -> FacePolicy:
+    if value == "largest":
+        return "largest"
+    if value == "only":
+        return "only"
     try:
         index = int(value)
     except ValueError:
@@ -70,7 +76,7 @@ def align(
     out: Path,
     size: int,
     transform_size: int | None,
-    face: str | int,
+    face: FacePolicy,
     padding: bool,
     overwrite: bool,
     quiet: bool,

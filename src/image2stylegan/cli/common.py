@@ -1,11 +1,12 @@
-"""Helpers shared by the commands: inputs, devices, summaries."""
+"""Helpers shared by the commands: inputs, devices, the terminal (log lines, summaries)."""
 
 from __future__ import annotations
 
 import glob
 import json
+import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,48 @@ from .. import devices
 from ..devices import distributed_rank
 from ..image import IMAGE_EXTENSIONS
 
-__all__ = ["distributed_rank", "echo_json", "expand_image_inputs", "resolve_device"]
+__all__ = [
+    "distributed_rank",
+    "echo_json",
+    "expand_image_inputs",
+    "resolve_device",
+    "show_library_log",
+]
+
+
+class _TerminalHandler(logging.Handler):
+    """The library's log records as one line each on stderr: `error: ...`, `warning: ...`, and
+    plain progress lines (the stderr of the moment, so captured output works)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage().splitlines()[0] if record.getMessage() else ""
+            if record.levelno >= logging.WARNING:
+                text = f"{record.levelname.lower()}: {text}"
+            click.echo(text, err=True)
+        except Exception:  # never let a log line break the command
+            self.handleError(record)
+
+
+_INFO_LOGGERS: set[str] = set()  # loggers whose progress lines the running command shows
+
+
+def show_library_log(quiet: bool = True, info_from: Sequence[str] = ()) -> None:
+    """Send the library's logging (logger "image2stylegan") to the terminal: warnings and errors
+    always, the progress lines (INFO) of the loggers in `info_from` unless `quiet`. `main` calls
+    it once per command (warnings and errors only); a command may widen it. Idempotent."""
+    root = logging.getLogger("image2stylegan")
+    for handler in [h for h in root.handlers if isinstance(h, _TerminalHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(_TerminalHandler())
+    root.setLevel(logging.WARNING)
+    for name in _INFO_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _INFO_LOGGERS.clear()
+    if not quiet:
+        for name in info_from:
+            logging.getLogger(name).setLevel(logging.INFO)
+            _INFO_LOGGERS.add(name)
 
 
 def expand_image_inputs(items: Iterable[str], recursive: bool = False) -> list[Path]:

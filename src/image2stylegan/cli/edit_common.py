@@ -161,28 +161,13 @@ def _fail() -> list[float]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-7,12' -> [0, 1, ..., 7, 12] (ranges inclusive, as NVIDIA's generate.py reads them)."""
-    seeds: list[int] = []
+    """`edit.seeds.parse_seeds` with a bad list as a usage error of --seeds."""
+    from ..edit.seeds import parse_seeds as parse
+
     try:
-        for part in text.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                a, b = int(lo), int(hi)
-                if b < a:
-                    raise ValueError
-                seeds.extend(range(a, b + 1))
-            else:
-                seeds.append(int(part))
-        if not seeds or any(not 0 <= s < 2**32 for s in seeds):
-            raise ValueError
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: expected seeds like 0-7,12 (integers in [0, 2^32))", param_hint="--seeds"
-        ) from None
-    return seeds
+        return parse(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--seeds") from None
 
 
 def out_kind(out: Path, allowed: Sequence[str]) -> str:
@@ -213,43 +198,16 @@ def load_latents(paths: Sequence[str | Path]) -> list[LatentFile]:
     return [load_latent(p) for p in paths]
 
 
-def _recorded_generator(latent: LatentFile) -> str | None:
-    """The generator a latent file was made with, as `embed` records it in the metadata."""
-    g = latent.metadata.get("generator")
-    if isinstance(g, dict):  # tolerate {"name": ...} / {"path": ...} records
-        g = g.get("name") or g.get("path") or g.get("source")
-    if not isinstance(g, str) or not g:
-        return None
-    from ..checkpoints.registry import is_registry_name
-
-    if is_registry_name(g) or Path(g).exists() or latent.path is None:
-        return g
-    beside = latent.path.parent / g  # a relative path recorded from another working directory
-    return str(beside) if beside.exists() else g
-
-
 def generator_source(latents: Sequence[LatentFile], explicit: str | None) -> str:
     """--generator if given, else the one generator all latents record (usage error otherwise)."""
+    from ..edit.sources import common_generator
+
     if explicit:
         return explicit
-    recorded = {str(lat.path): _recorded_generator(lat) for lat in latents}
-    missing = [p for p, g in recorded.items() if g is None]
-    if missing:
-        raise click.UsageError(
-            f"{missing[0]} records no generator in its metadata; pass --generator NAME_OR_FILE"
-        )
-    distinct = {_same_key(g) for g in recorded.values() if g}
-    if len(distinct) > 1:
-        pairs = "; ".join(f"{p}: {g}" for p, g in recorded.items())
-        raise click.UsageError(
-            f"the latent files were made with different generators ({pairs}); pass --generator"
-        )
-    return next(g for g in recorded.values() if g)
-
-
-def _same_key(g: str) -> str:
-    p = Path(g)
-    return str(p.resolve()) if p.exists() else g
+    try:
+        return common_generator(latents)
+    except ValueError as e:
+        raise click.UsageError(f"{e}; pass --generator NAME_OR_FILE") from None
 
 
 def load_generator_for(
@@ -290,48 +248,38 @@ def write_sequence(
     strip: Path | None = None,  # where to put the strip of selected frames (video/folder outputs)
     strip_frames: int | None = None,  # frames in the strip / the image output (None: all)
 ) -> dict[str, Any]:
-    """Render `ws` and write it to `out`; returns a summary for --json.
+    """Render `ws` to `out` with a progress bar (`edit.sequence`); returns the --json summary.
 
     - mp4/gif/folder: every frame, streamed; plus the strip at `strip` (if given);
     - image: one row of `strip_frames` evenly spaced frames (all when None), the only ones rendered.
     """
     from tqdm import tqdm
 
-    from ..edit.render import render_frames
-    from ..video import open_frame_writer, save_strip, strip_indices
+    from ..edit import sequence
+    from ..video import strip_indices
 
     num = ws.shape[0]
-    picks = strip_indices(num, strip_frames or num)
     if kind == "image":
-        with tqdm(total=len(picks), desc=desc, unit="img", disable=quiet, file=sys.stderr) as bar:
-            frames = list(render_frames(G, ws[picks], batch_size, on_batch=bar.update))
-        save_strip(frames, out)
+        total = len(strip_indices(num, strip_frames or num))
+        with tqdm(total=total, desc=desc, unit="img", disable=quiet, file=sys.stderr) as bar:
+            done = sequence.write_strip(
+                G, ws, out, strip_frames=strip_frames, batch_size=batch_size, on_frames=bar.update
+            )
         return {
             "out": str(out),
-            "frames": len(picks),
-            "frame_indices": picks,
-            "size": _size(frames[0]),
+            "frames": done.frames,
+            "frame_indices": done.strip_indices,
+            "size": list(done.size),
         }
-
-    wanted = set(picks) if strip is not None else set()
-    kept: list = []
-    writer = open_frame_writer(out, fps=fps)  # fails now if `out` cannot be written
-    try:
-        with tqdm(total=num, desc=desc, unit="frame", disable=quiet, file=sys.stderr) as bar:
-            for i, frame in enumerate(render_frames(G, ws, batch_size, on_batch=bar.update)):
-                writer.append(frame)
-                if i in wanted:
-                    kept.append(frame)
-        writer.close()
-    except BaseException:
-        writer.abort()  # nothing half-written: the temporary output is deleted
-        raise
-    if strip is not None:
-        save_strip(kept, strip)
-    summary: dict[str, Any] = {"out": str(out), "frames": num, "size": list(writer.size or ())}
+    with tqdm(total=num, desc=desc, unit="frame", disable=quiet, file=sys.stderr) as bar:
+        done = sequence.write_sequence(
+            G, ws, [out], fps=fps, batch_size=batch_size, strip=strip,
+            strip_frames=strip_frames or num, on_frames=bar.update,
+        )  # fmt: skip
+    summary: dict[str, Any] = {"out": str(out), "frames": num, "size": list(done.size)}
     if strip is not None:
         summary["strip"] = str(strip)
-        summary["strip_frame_indices"] = picks
+        summary["strip_frame_indices"] = done.strip_indices
     return summary
 
 
@@ -344,10 +292,6 @@ def write_image(image: Any, out: Path) -> None:
         save_image(image, out)
     except OSError as e:
         raise OutputError(f"{out}: cannot write ({e.strerror or e})") from None
-
-
-def _size(frame: Any) -> list[int]:
-    return [int(frame.shape[1]), int(frame.shape[0])]
 
 
 def report(summary: dict[str, Any], as_json: bool, quiet: bool, line: str) -> None:

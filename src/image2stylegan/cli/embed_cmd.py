@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .common import distributed_rank, echo_json, expand_image_inputs
-from .embed_options import embed_options, embedding_setup
+from .embed_options import embed_options, load_run, run_options
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,7 +25,7 @@ from .embed_options import embed_options, embedding_setup
 @embed_options
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folder inputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def embed(**opts) -> None:
+def embed(**opts: Any) -> None:
     """Embed images into the generator's latent space (Algorithm 1 of Image2StyleGAN).
 
     Writes OUT/<image>/latent.npz, target.png, reconstruction.png and losses.csv per image.
@@ -38,11 +39,11 @@ def embed(**opts) -> None:
     Non-face images start better from a random code (Sec. 5.1):
       image2stylegan embed cat.jpg --init random --no-align
     """
-    from ..embed.runner import embed_files, plan_jobs
+    from ..embed.runner import plan_jobs
+    from .progress import EmbedProgress
 
     quiet = opts["quiet"]
-    setup = embedding_setup(opts)
-
+    options = run_options(opts)  # every option checked before anything is loaded
     sources = expand_image_inputs(opts["inputs"], recursive=opts["recursive"])
     if not sources:
         raise click.UsageError("no input images found")
@@ -51,15 +52,15 @@ def embed(**opts) -> None:
     if world > 1:  # torchrun: every process takes every world-th image (outputs never overlap)
         jobs = jobs[rank::world]
 
-    def log(msg):
-        return click.echo(msg, err=True)
-
-    outcomes = embed_files(
-        jobs, setup.embedder(), metadata=setup.metadata, log=log, **setup.run_kwargs
-    )
+    pipeline = load_run(options)
+    bars = EmbedProgress(enabled=not quiet)
+    try:
+        outcomes = pipeline.run(jobs, on_report=bars)
+    finally:
+        bars.close()
     failed = [o for o in outcomes if o.status == "failed"]
     if opts["as_json"]:
-        echo_json({"outputs": [o.__dict__ for o in outcomes], "failed": len(failed)})
+        echo_json({"outputs": [o.to_json() for o in outcomes], "failed": len(failed)})
     elif not quiet:
         for o in outcomes:
             if o.status == "done":

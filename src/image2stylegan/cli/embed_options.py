@@ -1,60 +1,31 @@
 """The `embed` options (SPEC section 3), shared by `embed` and `experiment`.
 
-`embed_options` adds them to a click command; `embedding_setup` turns the parsed values into a
-loaded generator, an `EmbedConfig` (the preset with the given options applied on top) and the
-runner's keyword arguments.
+`embed_options` adds them to a click command; `run_options` parses the values into the
+library's `RunOptions` (usage errors exit 2) before anything is loaded; `load_run` then loads
+the generator and the start code (`embed.pipeline.load_pipeline`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
-import torch
 
+from ..embed.options import (
+    RunOptions,
+    embed_config,
+    parse_content_size,
+    parse_init,
+    parse_layer_weights,
+    parse_layers,
+    parse_perceptual_size,
+    read_init_latent,
+)
+from ..embed.pipeline import EmbedPipeline, load_pipeline
 from .common import resolve_device
 
-__all__ = ["EmbeddingSetup", "embed_options", "embedding_setup"]
-
-_PRESET_FIELDS = {
-    # CLI option -> EmbedConfig field; given options override the preset's values
-    "steps": "steps",
-    "space": "space",
-    "lr": "lr",
-    "loss": "loss",
-    "noise": "noise",
-    "seed": "seed",
-    "mse_weight": "mse_weight",
-    "lpips_weight": "lpips_weight",
-    "precision": "precision",
-}
-
-
-def _parse_size(value: str | None) -> int | str | None:
-    if value is None:
-        return "default"
-    if value.lower() == "full":
-        return None
-    try:
-        size = int(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: give a side length in pixels or 'full'") from None
-    if size < 16:
-        raise click.BadParameter(f"{value!r}: at least 16 px")
-    return size
-
-
-def _parse_wxh(value: str | None) -> tuple[int, int] | None:
-    if not value:
-        return None
-    try:
-        w, h = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r}: expected WIDTHxHEIGHT, e.g. 512x384") from None
-    return w, h
-
+__all__ = ["embed_options", "load_run", "run_options"]
 
 _OPTIONS: list[Callable[[Callable], Callable]] = [
     click.option(
@@ -170,86 +141,68 @@ def embed_options(fn: Callable) -> Callable:
     return fn
 
 
-@dataclass
-class EmbeddingSetup:
-    """What the options describe: the generator, the config and how to run the files."""
-
-    G: Any  # the loaded Generator
-    config: Any  # EmbedConfig: the preset with the given options applied
-    metadata: dict[str, Any]  # recorded in every latent.npz
-    vgg: str
-    content_size: tuple[int, int] | None
-    init: torch.Tensor | None
-    run_kwargs: dict[str, Any] = field(default_factory=dict)  # for embed_files
-
-    def embedder(self, **config_changes: Any):
-        """An `Embedder` for this setup, optionally with some config fields changed."""
-        from ..embed import build_embedder
-
-        config = self.config.replace(**config_changes) if config_changes else self.config
-        return build_embedder(self.G, config, vgg=self.vgg, content_size=self.content_size)
-
-
-def embedding_setup(opts: dict[str, Any]) -> EmbeddingSetup:
-    """Parse the `embed` options: load the generator, build the config, collect run settings."""
-    from ..embed import generator_metadata
-    from ..embed.config import PRESETS
-    from ..latents import load_latent
-
-    device = resolve_device(opts["device"])
-    config = PRESETS[opts["preset"]]
-    changes = {field: opts[opt] for opt, field in _PRESET_FIELDS.items() if opts[opt] is not None}
-    if opts["compile_"]:
-        changes["compile"] = True
-    init_tensor = None
-    if opts["init"] is not None:
-        if opts["init"] in ("mean", "random"):
-            changes["init"] = opts["init"]
-        else:
-            latent = load_latent(opts["init"])
-            init_tensor = latent.w
-            if changes.get("space", config.space) == "z":
-                if "z" not in latent.extras:
-                    raise click.BadParameter(
-                        f"{opts['init']}: has no 'z' array to start a Z-space embedding from",
-                        param_hint="--init",
-                    )
-                init_tensor = latent.extras["z"]
-            changes["init"] = "file"
-    if opts["layers"]:
-        changes["layers"] = tuple(s.strip() for s in opts["layers"].split(",") if s.strip())
-    if opts["layer_weights"]:
-        try:
-            changes["layer_weights"] = tuple(float(s) for s in opts["layer_weights"].split(","))
-        except ValueError:
-            raise click.BadParameter(
-                "comma separated numbers expected", param_hint="--layer-weights"
-            ) from None
-    size = _parse_size(opts["perceptual_size"])
-    if size != "default":
-        changes["perceptual_size"] = size
+def _parsed(param: str, parse: Callable[[str], Any], value: str) -> Any:
     try:
-        config = config.replace(**changes)
+        return parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=param) from None
+
+
+def run_options(opts: dict[str, Any]) -> RunOptions:
+    """Parse the `embed` options into `RunOptions`: every value is checked here, before the
+    generator is loaded (or downloaded); bad values are usage errors naming their option."""
+    settings: dict[str, Any] = {
+        key: opts[key]
+        for key in ("steps", "space", "lr", "loss", "noise", "seed", "mse_weight",
+                    "lpips_weight", "precision")
+        if opts[key] is not None
+    }  # fmt: skip
+    if opts["compile_"]:
+        settings["compile"] = True
+    init_file = None
+    if opts["init"] is not None:
+        settings["init"], init_file = parse_init(opts["init"])
+    if opts["layers"]:
+        settings["layers"] = _parsed("--layers", parse_layers, opts["layers"])
+    if opts["layer_weights"]:
+        settings["layer_weights"] = _parsed(
+            "--layer-weights", parse_layer_weights, opts["layer_weights"]
+        )
+    if opts["perceptual_size"] is not None:
+        settings["perceptual_size"] = _parsed(
+            "--perceptual-size", parse_perceptual_size, opts["perceptual_size"]
+        )
+    content_size = None
+    if opts["content_size"]:
+        content_size = _parsed("--content-size", parse_content_size, opts["content_size"])
+    try:
+        config = embed_config(opts["preset"], **settings)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
-
-    G, meta = generator_metadata(opts["generator"], device=device)
-    content_size = _parse_wxh(opts["content_size"]) or meta.pop("content_size", None)
-    default_align = bool(meta.pop("default_align", False))
-    align = opts["align"] if opts["align"] is not None else default_align
-    meta.update(preset=opts["preset"], vgg=opts["vgg"], device=device, precision=config.precision)
-    if init_tensor is not None:
-        meta["init_file"] = str(opts["init"])
-    run_kwargs = dict(
+    if init_file is not None:  # a readable latent with the code this space starts from
+        try:
+            read_init_latent(init_file, config.space)  # an unreadable file: LatentError, exit 1
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--init") from None
+    return RunOptions(
+        generator=opts["generator"],
+        preset=opts["preset"],
+        config=config,
+        vgg=opts["vgg"],
+        init_file=init_file,
+        device=resolve_device(opts["device"]),
         batch_size=opts["batch_size"],
-        align=align,
+        align=opts["align"],
         fit=opts["fit"],
         content_size=content_size,
-        init=init_tensor,
-        overwrite=opts["overwrite"],
-        checkpoint_every=opts["checkpoint_every"],
         video=opts["video"],
         video_every=opts["video_every"],
-        progress=not opts["quiet"],
+        checkpoint_every=opts["checkpoint_every"],
+        overwrite=opts["overwrite"],
     )
-    return EmbeddingSetup(G, config, meta, opts["vgg"], content_size, init_tensor, run_kwargs)
+
+
+def load_run(options: RunOptions) -> EmbedPipeline:
+    """Load the generator (downloading a registry file once, with a progress bar) and the start
+    code; library errors reach the user as one line."""
+    return load_pipeline(options)

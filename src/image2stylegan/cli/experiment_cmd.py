@@ -7,17 +7,21 @@ embed layout, so re-running the same command resumes and reuses them.
 
 from __future__ import annotations
 
+import logging
 import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
 from ..experiments import EXPERIMENTS
-from .common import echo_json, expand_image_inputs
-from .embed_options import embed_options, embedding_setup
+from .common import echo_json, expand_image_inputs, show_library_log
+from .embed_options import embed_options, load_run, run_options
+
+log = logging.getLogger("image2stylegan.cli.experiment")
 
 _GREEDY = ("--images", "-i")  # options that take every following value up to the next option
 
@@ -110,14 +114,12 @@ def _help() -> str:
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of folders.")
 @embed_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def experiment(**opts) -> None:
+def experiment(**opts: Any) -> None:
     from ..experiments import load_experiment
-    from ..experiments.common import (
-        ExperimentContext,
-        collect_items,
-        describe_params,
-        sort_items,
-    )
+    from ..experiments.context import ExperimentContext
+    from ..experiments.items import collect_items, sort_items
+    from ..experiments.params import describe_params, parse_params
+    from .progress import EmbedProgress
 
     if opts["list_"]:
         for spec in EXPERIMENTS.values():
@@ -130,8 +132,6 @@ def experiment(**opts) -> None:
     if name is None:
         raise click.UsageError("give an experiment NAME (see --list)")
     module = load_experiment(name)
-    from ..experiments.common import parse_params
-
     try:
         params = parse_params(module.Params, opts["params"])
     except ValueError as e:
@@ -144,38 +144,23 @@ def experiment(**opts) -> None:
         raise click.UsageError("no input images found in " + ", ".join(inputs))
     out: Path = opts["out"] or Path("experiments") / name
     quiet = opts["quiet"]
-
-    def log(msg: str) -> None:
-        if not quiet or msg.startswith(("error", "warning")):
-            click.echo(msg, err=True)
+    show_library_log(quiet, info_from=("image2stylegan.experiments", log.name))
 
     command = _command_line(click.get_current_context(), name, inputs, out)
-    setup = embedding_setup(opts)
-    ctx = ExperimentContext(
-        G=setup.G,
-        config=setup.config,
-        out=out,
-        vgg=setup.vgg,
-        metadata=setup.metadata,
-        align=setup.run_kwargs["align"],
-        fit=setup.run_kwargs["fit"],
-        content_size=setup.content_size,
-        init=setup.init,
-        batch_size=setup.run_kwargs["batch_size"],
-        overwrite=setup.run_kwargs["overwrite"],
-        checkpoint_every=setup.run_kwargs["checkpoint_every"],
-        video=setup.run_kwargs["video"],
-        video_every=setup.run_kwargs["video_every"],
-        progress=not quiet,
-        log=log,
-    )
+    options = run_options(opts)
+    pipeline = load_run(options)
+    bars = EmbedProgress(enabled=not quiet)
+    ctx = ExperimentContext(pipeline, out, on_report=bars)
     items = sort_items(collect_items(sources))
-    log(f"{name}: {len(items)} image(s) -> {out}")
+    log.info("%s: %d image(s) -> %s", name, len(items), out)
     t0 = time.perf_counter()
-    result = module.run(ctx, items, params)
+    try:
+        result = module.run(ctx, items, params)
+    finally:
+        bars.close()
     elapsed = time.perf_counter() - t0
 
-    from .. import __version__
+    from .._version import __version__
     from ..experiments.report import write_csv, write_report
 
     csv_path = write_csv(out / "results.csv", result.rows)
@@ -185,13 +170,13 @@ def experiment(**opts) -> None:
         title=module.TITLE,
         description=module.DESCRIPTION,
         command=command,
-        config=setup.config,
-        metadata=setup.metadata,
+        config=pipeline.config,
+        metadata=pipeline.record(),
         run_settings={
             "images": len(items),
-            "batch size": setup.run_kwargs["batch_size"],
-            "align": setup.run_kwargs["align"],
-            "fit": setup.run_kwargs["fit"],
+            "batch size": options.batch_size,
+            "align": pipeline.align,
+            "fit": options.fit,
         },
         params=vars(params),
         result=result,
@@ -214,7 +199,10 @@ def experiment(**opts) -> None:
                 "failed": [{"what": w, "error": e} for w, e in result.failures],
             }
         )
-    log(f"wrote {report_path}, {csv_path} and {len(result.figures)} figure(s) ({elapsed:.1f} s)")
+    log.info(
+        "wrote %s, %s and %d figure(s) (%.1f s)", report_path, csv_path, len(result.figures),
+        elapsed,
+    )  # fmt: skip
     if result.failures:
         click.echo(
             f"{len(result.failures)} embedding(s) or input(s) failed (see the messages above "
@@ -232,12 +220,14 @@ def _command_line(ctx: click.Context, name: str, inputs: list[str], out: Path) -
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name in ("images", "list_"):
             continue
-        source = ctx.get_parameter_source(param.name)  # type: ignore[arg-type]
+        if param.name is None:
+            continue
+        source = ctx.get_parameter_source(param.name)
         if param.name not in ("generator",) and source is not ParameterSource.COMMANDLINE:
             continue
         if param.name == "out":
             continue
-        value = ctx.params[param.name]  # type: ignore[index]
+        value = ctx.params[param.name]
         long = max(param.opts, key=len)
         if param.is_flag and param.secondary_opts:  # --align / --no-align
             parts.append(long if value else max(param.secondary_opts, key=len))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from .edit_common import (
     report,
     write_sequence,
 )
+
+if TYPE_CHECKING:  # the command modules import the library lazily (fast --help)
+    from ..edit.expression import ChannelReading, Normalization
 
 
 @click.command(context_settings=CONTEXT)
@@ -70,8 +74,8 @@ def expression(
     expressive: str,
     strengths: str,
     threshold: float,
-    channel: str,
-    normalize: str,
+    channel: ChannelReading,
+    normalize: Normalization,
     fps: float,
     out: Path,
     generator: str | None,
@@ -99,8 +103,8 @@ def expression(
     lats = load_latents([target, neutral, expressive])
     G, source = load_generator_for(lats, generator, device)
     w_t, w_n, w_e = (lat.w.float() for lat in lats)
-    direction = expression_direction(w_n, w_e, threshold, channel, normalize)  # type: ignore[arg-type]
-    ws = expression_transfer(w_t, w_n, w_e, lams, threshold, channel, normalize)  # type: ignore[arg-type]
+    direction = expression_direction(w_n, w_e, threshold, channel, normalize)
+    ws = expression_transfer(w_t, w_n, w_e, lams, threshold, channel, normalize)
     summary = write_sequence(
         G, ws, out, kind, fps=fps, batch_size=batch_size, quiet=quiet, desc="expression",
     )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from .edit_common import (
     stack_codes,
     write_image,
 )
+
+if TYPE_CHECKING:
+    from ..models.base import NoiseMode
 
 
 @click.command(context_settings=CONTEXT)
@@ -67,7 +71,7 @@ def generate(
     seeds: str | None,
     truncation_psi: float,
     truncation_cutoff: int | None,
-    noise_mode: str,
+    noise_mode: NoiseMode,  # a click.Choice of NoiseMode's values
     grid_cols: int | None,
     out: Path,
     generator: str | None,
@@ -89,11 +93,9 @@ def generate(
       image2stylegan generate --generator ffhq-1024 --seeds 0-7 --truncation-psi 0.7 --out grid.png
       image2stylegan generate embeddings/face_01/latent.npz --out face_01.png
     """
-    import numpy as np
-    import torch
-
     from ..checkpoints import load_generator
     from ..edit.render import render_frames
+    from ..edit.seeds import seeds_to_ws
     from ..models.base import truncate
     from .common import resolve_device
 
@@ -108,11 +110,7 @@ def generate(
             raise click.UsageError("--seeds needs --generator NAME_OR_FILE")
         G = load_generator(generator, device=resolve_device(device))
         source = generator
-        z = np.concatenate([np.random.RandomState(s).randn(1, G.z_dim) for s in seed_list])
-        with torch.no_grad():
-            ws = G.mapping(
-                torch.from_numpy(z).to(G.w_avg), truncation_psi, truncation_cutoff
-            ).cpu()  # [N, num_ws, w_dim]
+        ws = seeds_to_ws(G, seed_list, truncation_psi, truncation_cutoff)  # [N, num_ws, w_dim]
         names = [f"seed{s:04d}.png" for s in seed_list]
         noise_seeds = seed_list
     else:

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import I2SError
 
 # command name -> "module:attribute" of its click command. Each lives in its own module so that
@@ -63,6 +63,9 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning library errors into one-line messages."""
+    from .common import show_library_log
+
+    show_library_log()  # the library's warnings and errors, one line each on stderr
     try:
         rc = cli.main(args=argv, prog_name="image2stylegan", standalone_mode=False)
     except click.exceptions.Abort:

@@ -66,7 +66,7 @@ def serve(
 
     resolve_device(device)  # fail on a bad --device before building the app
     temporary = out is None
-    workdir = Path(tempfile.mkdtemp(prefix="image2stylegan-web-")) if temporary else out
+    workdir = out if out is not None else Path(tempfile.mkdtemp(prefix="image2stylegan-web-"))
     app = build_app(generator=generator, device=device, workdir=workdir)
     try:
         try:

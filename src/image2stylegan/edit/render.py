@@ -7,12 +7,13 @@ writer: at most one batch of images is in memory, however long the sequence.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..image import tensor_to_uint8
+from ..image import frame_to_pil, image_strip, tensor_to_uint8
 from ..models.base import Generator, NoiseMode
 
 __all__ = ["bordered_grid", "frame_to_pil", "image_strip", "render_frames", "render_images"]
@@ -24,7 +25,7 @@ def render_frames(
     batch_size: int = 8,  # codes per synthesis call
     noise_mode: NoiseMode = "const",  # SPEC: the editing commands render with the stored noise
     noise_seeds: Sequence[int] | None = None,  # per-code seeds for noise_mode="random"
-    on_batch: Callable[[int], None] | None = None,  # called with the number of frames rendered
+    on_batch: Callable[[int], object] | None = None,  # called with the number of frames rendered
 ) -> Iterator[np.ndarray]:
     """Yield K uint8 images [H, W, C] in order, rendering `batch_size` codes per forward pass.
 
@@ -59,26 +60,11 @@ def _cpu_noise(G: Generator, seed: int) -> list[torch.Tensor]:
     return [torch.randn((1, 1, *b.shape[2:]), generator=g) for b in G.noise_buffers()]
 
 
-def render_images(G: Generator, ws: torch.Tensor, batch_size: int = 8, **kw) -> list[Image.Image]:
+def render_images(
+    G: Generator, ws: torch.Tensor, batch_size: int = 8, **kw: Any
+) -> list[Image.Image]:
     """Render a few codes [K, num_ws, w_dim] to PIL images (for grids and strips)."""
     return [frame_to_pil(f) for f in render_frames(G, ws, batch_size, **kw)]
-
-
-def frame_to_pil(frame: np.ndarray) -> Image.Image:
-    """uint8 [H, W, C] -> RGB PIL image."""
-    return Image.fromarray(frame[..., 0] if frame.shape[-1] == 1 else frame).convert("RGB")
-
-
-def image_strip(images: Sequence[Image.Image | np.ndarray], pad: int = 0) -> Image.Image:
-    """One row of equally sized images, left to right (Fig. 4/7 layout)."""
-    pil = [im if isinstance(im, Image.Image) else frame_to_pil(im) for im in images]
-    if not pil:
-        raise ValueError("a strip needs at least one image")
-    w, h = pil[0].size
-    strip = Image.new("RGB", (len(pil) * w + (len(pil) - 1) * pad, h), "white")
-    for i, im in enumerate(pil):
-        strip.paste(im.convert("RGB"), (i * (w + pad), 0))
-    return strip
 
 
 def bordered_grid(

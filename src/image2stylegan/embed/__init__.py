@@ -4,22 +4,34 @@
     result = i2s.embed(G, ["face.png"])            # EmbedConfig() = the paper's settings
     i2s.save_latent("face.npz", result.ws[0])
 
-`Embedder` is the step loop (embedder.py); `embed_files` (runner.py) adds per-image output folders,
-resume checkpoints and error isolation for the CLI.
+The stage of the pipeline after the losses (image -> models -> checkpoints -> losses -> embed):
+- config.py      `EmbedConfig`: Algorithm 1's settings, the paper's defaults, presets;
+- embedder.py    `Embedder`: the step loop (no file I/O);
+- targets.py     the frame a loss sees: decode, FFHQ-align, fit;
+- generators.py  resolve / load / describe a generator source (`GeneratorInfo`);
+- options.py     `RunOptions`: everything a run is told, parsed before anything loads;
+- records.py     one image's record: latent metadata, losses.csv, output layouts;
+- runner.py      the one loop over files (batches, resume, errors, events) the CLI, the web UI
+                 and the experiments all run;
+- pipeline.py    `EmbedPipeline`: a loaded run (generator, VGG-16, start code) over the runner.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from PIL import Image
 
+from ..image import FitMode
+from ..losses import Image2StyleGANLoss
 from ..models.base import Generator
+from ..models.vgg16 import VGG16Features
 from .config import PAPER_LAYERS, PRESETS, EmbedConfig
 from .embedder import Embedder, EmbedResult, EmbedState, StepReport, sampled_w_stats
+from .generators import GeneratorInfo, describe_generator, open_generator
+from .options import RunOptions, embed_config
 
 __all__ = [
     "PAPER_LAYERS",
@@ -28,29 +40,33 @@ __all__ = [
     "EmbedResult",
     "EmbedState",
     "Embedder",
+    "GeneratorInfo",
+    "RunOptions",
     "StepReport",
     "build_embedder",
     "build_loss",
     "content_box",
+    "describe_generator",
     "embed",
-    "generator_metadata",
+    "embed_config",
+    "open_generator",
     "sampled_w_stats",
 ]
 
 
 def build_loss(
     config: EmbedConfig,
-    vgg: Any = "vgg16-caffe",  # registry name, path, "random", or a loaded VGG16Features
+    vgg: str | os.PathLike | VGG16Features = "vgg16-caffe",  # name, path, "random" or loaded
     device: str | torch.device = "cpu",
-):
+) -> Image2StyleGANLoss:
     """The per-image loss `config.loss` names: Eq. 1 terms and/or LPIPS (losses.py)."""
-    from ..checkpoints.vgg_weights import load_lpips, load_vgg16
-    from ..losses import Image2StyleGANLoss
+    from ..checkpoints.vgg_weights import load_vgg16
+    from ..losses import load_lpips
 
     terms = config.loss_terms
     vgg_module = None
     if "perceptual" in terms:
-        vgg_module = vgg if isinstance(vgg, torch.nn.Module) else load_vgg16(vgg, device=device)
+        vgg_module = vgg if isinstance(vgg, VGG16Features) else load_vgg16(vgg, device=device)
     lpips = load_lpips(device=device) if "lpips" in terms else None
     return Image2StyleGANLoss(
         vgg_module,
@@ -77,7 +93,7 @@ def content_box(
 def build_embedder(
     G: Generator,
     config: EmbedConfig = EmbedConfig(),  # noqa: B008 - frozen dataclass
-    vgg: Any = "vgg16-caffe",
+    vgg: str | os.PathLike | VGG16Features = "vgg16-caffe",
     content_size: tuple[int, int] | None = None,
 ) -> Embedder:
     """An `Embedder` with the loss `config` asks for, on G's device."""
@@ -85,38 +101,15 @@ def build_embedder(
     return Embedder(G, loss_fn, config, content_box=content_box(G.img_resolution, content_size))
 
 
-def generator_metadata(src: str, device: str = "cpu") -> tuple[Generator, dict[str, Any]]:
-    """Load a generator and describe it for latent metadata: name, sha256, architecture, plus the
-    registry's `content_size` and `default_align` when `src` is a registry name."""
-    from ..checkpoints.loader import load_generator
-    from ..checkpoints.random_generators import is_random_source
-    from ..checkpoints.registry import get_entry, is_registry_name, resolve_weights
-    from ..fileio import sha256_file
-
-    G = load_generator(src, device=device)
-    meta: dict[str, Any] = {"generator": str(src), "architecture": G.architecture}
-    if is_random_source(src):  # weights are a function of the string: nothing to hash
-        meta["generator_sha256"] = None
-    elif is_registry_name(src) and not os.path.exists(src):
-        entry = get_entry(src)
-        path = resolve_weights(src, kind="generator", progress=False)
-        meta["generator_sha256"] = entry.sha256 or sha256_file(path)
-        meta["content_size"] = entry.content_size
-        meta["default_align"] = entry.default_align
-    else:
-        meta["generator_sha256"] = sha256_file(src)
-    return G, meta
-
-
 def embed(
     G: Generator,
     images: torch.Tensor | Sequence[str | os.PathLike | Image.Image],
     config: EmbedConfig | None = None,
     *,
-    vgg: Any = "vgg16-caffe",
+    vgg: str | os.PathLike | VGG16Features = "vgg16-caffe",
     init: torch.Tensor | None = None,
     content_size: tuple[int, int] | None = None,
-    fit: str = "crop",
+    fit: FitMode = "crop",
     callback: Callable[[StepReport], None] | None = None,
     report_every: int = 50,
 ) -> EmbedResult:
@@ -134,7 +127,7 @@ def embed(
         targets = images
     else:
         frames = [
-            target_frame(item, G.img_resolution, fit=fit, content_size=content_size)  # type: ignore[arg-type]
+            target_frame(item, G.img_resolution, fit=fit, content_size=content_size)
             for item in images
         ]
         targets = torch.cat([pil_to_tensor(f) for f in frames])

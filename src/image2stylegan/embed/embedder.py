@@ -11,10 +11,11 @@ The loop never syncs with the host except when it yields a report (every `report
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -137,7 +138,7 @@ class StepReport:
     images: torch.Tensor  # [N, C, H, W] the synthesised images of the last step (detached)
     ws: torch.Tensor  # [N, num_ws, w_dim] the codes that made them (detached)
     elapsed: float  # seconds
-    state: Callable[[], EmbedState] = field(repr=False, default=None)  # the resume state here
+    state: Callable[[], EmbedState] = field(repr=False)  # the resume state at this point
 
 
 @dataclass
@@ -322,7 +323,7 @@ class Embedder:
         state: EmbedState | None = None,  # resume from here
         report_every: int = 50,
         stop_after: int | None = None,  # stop (with a final report) once this many steps are done
-    ) -> Iterator[StepReport]:
+    ) -> collections.abc.Generator[StepReport, None, None]:
         """Run the optimisation, yielding a `StepReport` every `report_every` steps and at the end.
 
         The last report's `state()` resumes exactly (same numbers as an uninterrupted run).
@@ -374,35 +375,36 @@ class Embedder:
             """Freeze the state after `done` steps now (device-side copies, no host sync);
             the returned function turns it into an `EmbedState` on the CPU when called."""
             adam = [opt.state[p] for p in params]
-            frozen = {
-                # no Adam state yet: before the first step (or fp16 steps skipped for overflow)
-                "adam_step": int(adam[0]["step"]) if "step" in adam[0] else 0,
-                "latent": latent.detach().clone(),
-                "exp_avg": [
+            frozen = EmbedState(  # on the device; `history` holds this run's steps only
+                step=done,
+                latent=latent.detach().clone(),
+                exp_avg=[
                     a.get("exp_avg", torch.zeros_like(p)).clone()
                     for a, p in zip(adam, params, strict=True)
                 ],
-                "exp_avg_sq": [
+                exp_avg_sq=[
                     a.get("exp_avg_sq", torch.zeros_like(p)).clone()
                     for a, p in zip(adam, params, strict=True)
                 ],
-                "noise": [t.detach().clone() for t in noise],
-                "rng": [g.get_state() for g in rngs],
-                "log": log[: done - start].clone(),
-                "elapsed": elapsed0 + time.perf_counter() - t0,
-            }
+                noise=[t.detach().clone() for t in noise],
+                rng=[g.get_state() for g in rngs],
+                history=log[: done - start].clone(),
+                elapsed=elapsed0 + time.perf_counter() - t0,
+                # no Adam state yet: before the first step (or fp16 steps skipped for overflow)
+                adam_step=int(adam[0]["step"]) if "step" in adam[0] else 0,
+            )
 
             def materialise() -> EmbedState:
                 return EmbedState(
                     step=done,
-                    adam_step=frozen["adam_step"],
-                    latent=frozen["latent"].cpu(),
-                    exp_avg=[t.cpu() for t in frozen["exp_avg"]],
-                    exp_avg_sq=[t.cpu() for t in frozen["exp_avg_sq"]],
-                    noise=[t.cpu() for t in frozen["noise"]],
-                    rng=frozen["rng"],
-                    history=torch.cat([history, frozen["log"].cpu()]),
-                    elapsed=frozen["elapsed"],
+                    latent=frozen.latent.cpu(),
+                    exp_avg=[t.cpu() for t in frozen.exp_avg],
+                    exp_avg_sq=[t.cpu() for t in frozen.exp_avg_sq],
+                    noise=[t.cpu() for t in frozen.noise],
+                    rng=frozen.rng,
+                    history=torch.cat([history, frozen.history.cpu()]),
+                    elapsed=frozen.elapsed,
+                    adam_step=frozen.adam_step,
                 )
 
             return materialise

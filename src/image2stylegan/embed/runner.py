@@ -1,53 +1,98 @@
-"""Embedding files on disk: batches, per-image output folders, resume, one failure at a time.
+"""The one embed loop over files: batches, per-image records, resume, one failure at a time.
 
-Layout per image (SPEC section 4): `OUT/<stem>/latent.npz`, `target.png` (the exact image the
-loss saw), `reconstruction.png`, `losses.csv`, optional `progress.mp4`; while running, a hidden
-`.checkpoint.pt` (written atomically every `checkpoint_every` steps) lets a re-run resume the
-image where it stopped. Finished images (a `latent.npz` present) are skipped unless `overwrite`.
+`iter_embed_files` is what the CLI (`embed`, `experiment`), the web UI and every experiment run:
+it prepares each job's target (`targets.prepare_target`), groups the jobs into batches, drives
+`Embedder.iterate`, and writes each image's record (`records.write_record`). It yields events as
+it goes: `BatchProgress` at every report point (front ends draw progress from them),
+`BatchDone` with a finished batch's results, and one `JobOutcome` per job. `embed_files` runs it
+to the end and returns the outcomes in job order.
+
+Resume: every `checkpoint_every` steps, and whenever the loop is left early (Ctrl+C, or the
+consumer closing the iterator), each unfinished image's state goes to its hidden checkpoint, so a
+re-run continues exactly. Finished images (a latent file present) are skipped unless `overwrite`.
+A `stop` callable ends the run early instead: the batch in progress is finished from the state
+reached and recorded with `stopped_early`; later batches are not started.
+
+Extension points for later stages: `stages` refine a finished batch's result before it is
+recorded (e.g. further optimisation), `metrics` add measurements to every record.
 """
 
 from __future__ import annotations
 
-import csv
 import io
+import logging
 import math
 import shutil
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-import numpy as np
 import torch
+from PIL import Image
 
-from .. import __version__
+from ..align import AlignDependencyError
 from ..errors import I2SError
-from ..fileio import atomic_path, atomic_write_text, sha256_file
-from ..image import pil_to_tensor, save_image, tensor_to_pil
-from ..latents import save_latent
+from ..fileio import atomic_path, sha256_file
+from ..image import pil_to_tensor, save_image
 from .embedder import Embedder, EmbedResult, EmbedState, StepReport
-from .targets import target_frame
+from .options import RunOptions
+from .records import (
+    CHECKPOINT_NAME,
+    Layout,
+    OutputPaths,
+    latent_metadata,
+    write_record,
+)
+from .targets import prepare_target
 
-__all__ = ["EmbedJob", "JobOutcome", "embed_files", "plan_jobs"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "BatchDone",
+    "BatchProgress",
+    "EmbedEvent",
+    "EmbedJob",
+    "JobOutcome",
+    "Metric",
+    "Stage",
+    "embed_files",
+    "iter_embed_files",
+    "plan_jobs",
+    "select",
+]
 
-CHECKPOINT_NAME = ".checkpoint.pt"
-PROGRESS_DIR = ".progress"
+logger = logging.getLogger(__name__)
+
+Status = Literal["done", "skipped", "failed", "stopped"]
 
 
 @dataclass
 class EmbedJob:
-    """One input image and where its results go."""
+    """One input image and where its record goes."""
 
-    source: Path
-    out_dir: Path
-    target: torch.Tensor | None = None  # [1, 3, H, W] in [-1, 1], set by `prepare`
+    source: Path  # the input file (named and hashed in the record)
+    paths: OutputPaths  # where its files go
+    name: str = ""  # for messages and progress (default: the latent file's folder or stem)
+    align: bool | None = None  # FFHQ-align this image; None = the run's option
+    frame: Image.Image | None = None  # an already prepared frame of the source (skips decoding)
+    # --- filled in by the runner -----------------------------------------------------------
+    target: torch.Tensor | None = None  # [1, 3, H, W] in [-1, 1]
+    aligned: bool = False  # whether the target was FFHQ-aligned
     image_sha256: str = ""
     state: EmbedState | None = None  # resume point
     clock: list[tuple[int, float]] = field(default_factory=list)  # (step, elapsed s) samples
+    notes: list[str] = field(default_factory=list)  # warnings while preparing (e.g. two faces)
+
+    def __post_init__(self) -> None:
+        self.source = Path(self.source)
+        if not self.name:
+            latent = self.paths.latent
+            self.name = latent.parent.name if latent.name == "latent.npz" else latent.stem
 
     @property
-    def name(self) -> str:
-        return self.out_dir.name
+    def out_dir(self) -> Path:
+        return self.paths.latent.parent
 
 
 @dataclass
@@ -56,16 +101,68 @@ class JobOutcome:
 
     source: str
     out_dir: str
-    status: Literal["done", "skipped", "failed"]
+    status: Status
     error: str | None = None
     losses: dict[str, float] = field(default_factory=dict)
     steps: int = 0
     elapsed_s: float = 0.0
+    latent: str | None = None  # its latent file (status "done" or "skipped")
+    warnings: list[str] = field(default_factory=list)
+    job: EmbedJob | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, job: EmbedJob, status: Status, **kw: Any) -> JobOutcome:
+        return cls(
+            str(job.source), str(job.out_dir), status, warnings=list(job.notes), job=job, **kw
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The outcome as `--json` prints it."""
+        return {k: v for k, v in vars(self).items() if k != "job"}
 
 
-def plan_jobs(sources: Sequence[Path], out: Path) -> list[EmbedJob]:
-    """One job per input; output folders named by the file stem, de-duplicated in input order
-    (`photo`, `photo-2`, ...) so two inputs never share a folder."""
+@dataclass(frozen=True)
+class BatchProgress:
+    """A report point of the batch being optimised."""
+
+    jobs: list[EmbedJob]
+    report: StepReport
+    batch: int  # 1-based index of the batch
+    batches: int  # number of batches in this run
+    start: int  # the step the batch (re)started from
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    """A finished (or stopped) batch, before its records are written."""
+
+    jobs: list[EmbedJob]
+    result: EmbedResult  # batched: row i belongs to jobs[i]
+    batch: int
+    batches: int
+    stopped: bool  # ended early by `stop`
+
+
+EmbedEvent = BatchProgress | BatchDone | JobOutcome
+
+
+class Stage(Protocol):
+    """A step after the latent optimisation: takes a finished batch, returns its refined result."""
+
+    def __call__(
+        self, embedder: Embedder, targets: torch.Tensor, result: EmbedResult
+    ) -> EmbedResult: ...
+
+
+class Metric(Protocol):
+    """Measurements of one finished image (`result` has batch 1), recorded under "metrics"."""
+
+    def __call__(self, result: EmbedResult, target: torch.Tensor) -> Mapping[str, float]: ...
+
+
+def plan_jobs(sources: Sequence[Path], out: Path, layout: Layout = "folder") -> list[EmbedJob]:
+    """One job per input; outputs named by the file stem, de-duplicated in input order (`photo`,
+    `photo-2`, ...) so two inputs never share a record."""
     seen: dict[str, int] = {}
     jobs = []
     for src in sources:
@@ -73,122 +170,167 @@ def plan_jobs(sources: Sequence[Path], out: Path) -> list[EmbedJob]:
         count = seen.get(stem, 0) + 1
         seen[stem] = count
         name = stem if count == 1 else f"{stem}-{count}"
-        jobs.append(EmbedJob(Path(src), out / name))
+        jobs.append(EmbedJob(Path(src), OutputPaths.of(layout, Path(out), name), name=name))
     return jobs
 
 
 def embed_files(
     jobs: Sequence[EmbedJob],
     embedder: Embedder,
+    options: RunOptions | None = None,  # batch size, align, fit, checkpoints, video, ...
     *,
-    metadata: dict[str, Any],  # generator name/sha256, vgg, preset, ...: stored in latent.npz
-    batch_size: int = 1,
-    align: bool = False,
-    fit: str = "crop",
-    content_size: tuple[int, int] | None = None,
-    init: torch.Tensor | None = None,
-    overwrite: bool = False,
-    checkpoint_every: int = 250,
-    report_every: int = 25,
-    video: bool = False,
-    video_every: int = 25,
-    progress: bool = True,
-    on_report: Callable[[list[EmbedJob], StepReport], None] | None = None,
-    log: Callable[[str], None] = print,
+    record: Mapping[str, Any],  # run_record(...): generator, vgg, preset, device
+    init: torch.Tensor | None = None,  # start codes for config.init == "file"
+    on_report: Callable[[BatchProgress], None] | None = None,  # progress bars, tests
+    stop: Callable[[], bool] | None = None,
+    stages: Sequence[Stage] = (),
+    metrics: Sequence[Metric] = (),
 ) -> list[JobOutcome]:
-    """Embed every job's image; returns one outcome per job (failed ones carry one-line errors).
-
-    `on_report` sees each batch's reports (tests use it to simulate an interruption).
-    """
-    G = embedder.G
+    """Embed every job's image; one outcome per job, in order (failed ones carry their error)."""
+    events = iter_embed_files(
+        jobs, embedder, options, record=record, init=init, stop=stop, stages=stages,
+        metrics=metrics,
+    )  # fmt: skip
     outcomes: dict[int, JobOutcome] = {}
-    pending: list[tuple[int, EmbedJob]] = []
-    fingerprint = _fingerprint(embedder, metadata, fit, align, init)
-    for i, job in enumerate(jobs):
-        done = job.out_dir / "latent.npz"
-        if done.exists() and not overwrite:
-            outcomes[i] = JobOutcome(str(job.source), str(job.out_dir), "skipped")
+    try:
+        for event in events:
+            if isinstance(event, BatchProgress) and on_report is not None:
+                on_report(event)
+            elif isinstance(event, JobOutcome):
+                outcomes[id(event.job)] = event
+    finally:
+        events.close()  # an exception in on_report still saves the checkpoints
+    return [outcomes[id(job)] for job in jobs]
+
+
+def iter_embed_files(
+    jobs: Sequence[EmbedJob],
+    embedder: Embedder,
+    options: RunOptions | None = None,
+    *,
+    record: Mapping[str, Any],
+    init: torch.Tensor | None = None,
+    stop: Callable[[], bool] | None = None,
+    stages: Sequence[Stage] = (),
+    metrics: Sequence[Metric] = (),
+) -> Generator[EmbedEvent, None, None]:
+    """The embed loop as a stream of events (see the module docstring)."""
+    options = options or RunOptions()  # only its run fields are read; the config is the embedder's
+    if init is not None and embedder.config.init != "file":
+        init = None  # the config starts from w̄ / random: a start code does not apply
+    G = embedder.G
+    base = _fingerprint(embedder, record, options, init)
+    pending: list[EmbedJob] = []
+    for job in jobs:
+        if job.paths.latent.exists() and not options.overwrite:
+            yield JobOutcome.of(job, "skipped", latent=str(job.paths.latent))
             continue
         try:
-            _prepare(job, G, align, fit, content_size)
-            _load_checkpoint(job, fingerprint, overwrite)
+            _prepare(job, G.img_resolution, options)
+            _load_checkpoint(job, _job_fingerprint(base, job), options.overwrite)
+        except AlignDependencyError:
+            raise  # no image can be aligned: one message for the run, not one per image
         except I2SError as e:
-            outcomes[i] = JobOutcome(str(job.source), str(job.out_dir), "failed", error=str(e))
-            log(f"error: {e}")
+            logger.error("%s", e)
+            yield JobOutcome.of(job, "failed", error=str(e))
             continue
-        pending.append((i, job))
+        for note in job.notes:
+            logger.warning("%s", note)
+        pending.append(job)
 
     # Images at the same step share a batch (Adam's step count is per batch).
-    by_step: dict[int, list[tuple[int, EmbedJob]]] = {}
-    for item in pending:
-        by_step.setdefault(item[1].state.step if item[1].state else 0, []).append(item)
+    by_step: dict[int, list[EmbedJob]] = {}
+    for job in pending:
+        by_step.setdefault(job.state.step if job.state else 0, []).append(job)
+    size = options.batch_size
     batches = [
-        group[k : k + batch_size]
+        group[k : k + size]
         for _, group in sorted(by_step.items(), reverse=True)
-        for k in range(0, len(group), batch_size)
+        for k in range(0, len(group), size)
     ]
     for b, batch in enumerate(batches, 1):
-        label = f"batch {b}/{len(batches)}" if len(batches) > 1 else ""
-        results = _run_batch(
-            [job for _, job in batch],
-            embedder,
-            init=init,
-            fingerprint=fingerprint,
-            checkpoint_every=checkpoint_every,
-            report_every=report_every,
-            video=video,
-            video_every=video_every,
-            progress=progress,
-            label=label,
-            on_report=on_report,
+        if stop is not None and stop():
+            for job in (j for later in batches[b - 1 :] for j in later):
+                yield JobOutcome.of(job, "stopped")
+            return
+        targets = torch.cat([_target(job) for job in batch])
+        result, stopped = yield from _run_batch(
+            batch, targets, embedder, options, init, base, b, len(batches), stop
         )
-        for (i, job), result in zip(batch, results, strict=True):
-            _write_outputs(job, result, embedder, metadata, fit, align, video)
-            outcomes[i] = JobOutcome(
-                str(job.source),
-                str(job.out_dir),
-                "done",
-                losses={k: float(v) for k, v in result.losses.items()},
-                steps=int(result.history.shape[0]),
-                elapsed_s=float(result.elapsed),
-            )
-    return [outcomes[i] for i in range(len(jobs))]
+        for stage in stages:
+            result = stage(embedder, targets, result)
+        yield BatchDone(batch, result, b, len(batches), stopped)
+        for i, job in enumerate(batch):
+            yield _write(job, select(result, i), targets[i : i + 1], embedder, options, record,
+                         stopped, metrics)  # fmt: skip
+        if stopped:
+            for job in (j for later in batches[b:] for j in later):
+                yield JobOutcome.of(job, "stopped")
+            return
 
 
-def _prepare(job: EmbedJob, G, align: bool, fit: str, content_size: tuple[int, int] | None) -> None:
+def _target(job: EmbedJob) -> torch.Tensor:
+    if job.target is None:
+        raise RuntimeError(f"{job.source}: not prepared")
+    return job.target
+
+
+def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
     """Decode (+ align) + fit to the generator frame; write target.png (what the loss sees)."""
-    frame = target_frame(
-        job.source,
-        G.img_resolution,
-        align=align,
-        fit=fit,  # type: ignore[arg-type]
-        content_size=content_size,
-    )
+    align = bool(options.align) if job.align is None else job.align
+    if job.frame is not None:
+        frame = job.frame.convert("RGB")
+        if frame.size != (resolution, resolution):
+            raise I2SError(
+                f"{job.source}: prepared frame is {frame.width}x{frame.height}, the generator "
+                f"draws {resolution}x{resolution}"
+            )
+        job.aligned = align
+    else:
+        with warnings.catch_warnings(record=True) as caught:  # alignment's (two faces, ...)
+            warnings.simplefilter("always")
+            target = prepare_target(
+                job.source,
+                resolution,
+                align=align,
+                fit=options.fit,
+                content_size=options.content_size,
+                name=str(job.source),
+            )
+        job.notes += [f"{job.source.name}: {w.message}" for w in caught]
+        frame, job.aligned = target.frame, target.aligned
     job.target = pil_to_tensor(frame)
     job.image_sha256 = sha256_file(job.source)
-    save_image(frame, job.out_dir / "target.png")
+    save_image(frame, job.paths.target)
 
 
-def _fingerprint(embedder: Embedder, metadata: dict[str, Any], fit: str, align: bool, init) -> str:
+def _fingerprint(
+    embedder: Embedder, record: Mapping[str, Any], options: RunOptions, init: torch.Tensor | None
+) -> str:
+    """Everything besides the image that a resumed optimisation must share with the first run."""
     parts = [
         embedder.config.fingerprint(),
-        str(metadata.get("generator_sha256") or metadata.get("generator", "")),
-        str(metadata.get("vgg", "")),
-        fit,
-        str(align),
+        str(record.get("generator_sha256") or record.get("generator", "")),
+        str(record.get("vgg", "")),
+        options.fit,
         str(embedder.content_box),
         "init" if init is None else f"init:{float(init.double().sum()):.9g}",
     ]
     return "|".join(parts)
 
 
+def _job_fingerprint(base: str, job: EmbedJob) -> str:
+    """The run's fingerprint plus what differs per image: whether its target was aligned."""
+    return f"{base}|aligned={job.aligned}"
+
+
 def _load_checkpoint(job: EmbedJob, fingerprint: str, overwrite: bool) -> None:
-    path = job.out_dir / CHECKPOINT_NAME
+    path = job.paths.checkpoint
     if not path.exists():
         return
     if overwrite:
         path.unlink()
-        shutil.rmtree(job.out_dir / PROGRESS_DIR, ignore_errors=True)
+        shutil.rmtree(job.paths.frames, ignore_errors=True)
         return
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -201,7 +343,7 @@ def _load_checkpoint(job: EmbedJob, fingerprint: str, overwrite: bool) -> None:
             "re-run with the same options to resume, or pass --overwrite to start again"
         )
     job.state = EmbedState.from_dict(ckpt["state"])
-    job.clock = [tuple(x) for x in ckpt.get("clock", [])]
+    job.clock = [(int(s), float(t)) for s, t in ckpt.get("clock", [])]
 
 
 def _save_checkpoint(job: EmbedJob, state: EmbedState, fingerprint: str) -> None:
@@ -215,63 +357,62 @@ def _save_checkpoint(job: EmbedJob, state: EmbedState, fingerprint: str) -> None
         },
         buf,
     )
-    with atomic_path(job.out_dir / CHECKPOINT_NAME) as tmp:
+    with atomic_path(job.paths.checkpoint) as tmp:
         tmp.write_bytes(buf.getvalue())
 
 
 def _run_batch(
     jobs: list[EmbedJob],
+    targets: torch.Tensor,  # [N, 3, H, W]
     embedder: Embedder,
-    *,
+    options: RunOptions,
     init: torch.Tensor | None,
-    fingerprint: str,
-    checkpoint_every: int,
-    report_every: int,
-    video: bool,
-    video_every: int,
-    progress: bool,
-    label: str,
-    on_report: Callable[[list[EmbedJob], StepReport], None] | None,
-) -> list[EmbedResult]:
-    targets = torch.cat([job.target for job in jobs])
-    state = EmbedState.merge([job.state for job in jobs]) if jobs[0].state is not None else None
+    base: str,
+    batch: int,
+    batches: int,
+    stop: Callable[[], bool] | None,
+) -> Generator[BatchProgress, None, tuple[EmbedResult, bool]]:
+    """Optimise one batch, yielding its progress; returns (result, stopped early)."""
+    first = jobs[0].state
+    state = EmbedState.merge([job.state for job in jobs if job.state]) if first else None
     steps = embedder.config.steps
     start = state.step if state is not None else 0
     # Reports (the only host syncs) land on every checkpoint and video frame; short runs report
-    # more often so the progress bar moves (~100 updates per run at most).
-    report_every = min(report_every, max(1, steps // 100))
-    every = _report_interval(report_every, checkpoint_every, video_every if video else 0)
-    bar = _progress_bar(progress, steps, start, label, [job.name for job in jobs])
+    # more often so progress moves (~100 updates per run at most).
+    report_every = min(options.report_every, max(1, steps // 100))
+    video_every = options.video_every if options.video else 0
+    every = _report_interval(report_every, options.checkpoint_every, video_every)
     last: StepReport | None = None
+    stopped = False
+
+    def save_all(report: StepReport) -> None:
+        for job, s in zip(jobs, report.state().split(), strict=True):
+            _save_checkpoint(job, s, _job_fingerprint(base, job))
+
+    iterator = embedder.iterate(targets, init=init, state=state, report_every=every)
     try:
-        for report in embedder.iterate(targets, init=init, state=state, report_every=every):
+        for report in iterator:
             last = report
             for job in jobs:
                 job.clock.append((report.step, report.elapsed))
-            if bar is not None:
-                losses = report.losses[:, 0].float().cpu()  # the one host sync per report
-                bar.update(report.step - bar.n)
-                bar.set_postfix_str(f"loss {losses.mean():.4g}")
-            if video and report.images.numel() and report.step % video_every == 0:
+            if video_every and report.images.numel() and report.step % video_every == 0:
                 for job, img in zip(jobs, report.images, strict=True):
-                    save_image(img, job.out_dir / PROGRESS_DIR / f"frame_{report.step:07d}.png")
-            if report.step % checkpoint_every == 0 and report.step < steps:
-                for job, s in zip(jobs, report.state().split(), strict=True):
-                    _save_checkpoint(job, s, fingerprint)
-            if on_report is not None:
-                on_report(jobs, report)
-    except KeyboardInterrupt:
+                    save_image(img, job.paths.frames / f"frame_{report.step:07d}.png")
+            if report.step % options.checkpoint_every == 0 and report.step < steps:
+                save_all(report)
+            yield BatchProgress(jobs, report, batch, batches, start)
+            if stop is not None and report.step < steps and stop():
+                stopped = True
+                break
+    except (KeyboardInterrupt, GeneratorExit):
         if last is not None and last.step > start:  # keep the work since the last checkpoint
-            for job, s in zip(jobs, last.state().split(), strict=True):
-                _save_checkpoint(job, s, fingerprint)
+            save_all(last)
         raise
     finally:
-        if bar is not None:
-            bar.close()
-    assert last is not None
-    final_state = last.state()
-    result = embedder.finish(targets, final_state)
-    return [_select(result, i) for i in range(len(jobs))]
+        iterator.close()
+    if last is None:
+        raise RuntimeError("the optimisation produced no report")
+    return embedder.finish(targets, last.state()), stopped
 
 
 def _report_interval(*intervals: int) -> int:
@@ -283,17 +424,9 @@ def _report_interval(*intervals: int) -> int:
     return max(g, 1)
 
 
-def _progress_bar(enabled: bool, steps: int, start: int, label: str, names: list[str]):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+def select(result: EmbedResult, i: int) -> EmbedResult:
+    """Row i of a batched result, as a batch of one (history [steps, 3], losses scalars)."""
 
-    shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
-    desc = f"{label} {shown}".strip()
-    return tqdm(total=steps, initial=start, desc=desc, unit="step", dynamic_ncols=True, leave=True)
-
-
-def _select(result: EmbedResult, i: int) -> EmbedResult:
     def row(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t[i : i + 1]
 
@@ -309,84 +442,39 @@ def _select(result: EmbedResult, i: int) -> EmbedResult:
     )
 
 
-def _write_outputs(
+def _write(
     job: EmbedJob,
     result: EmbedResult,
+    target: torch.Tensor,
     embedder: Embedder,
-    metadata: dict[str, Any],
-    fit: str,
-    align: bool,
-    video: bool,
-) -> None:
+    options: RunOptions,
+    record: Mapping[str, Any],
+    stopped: bool,
+    metrics: Sequence[Metric],
+) -> JobOutcome:
+    measured: dict[str, float] = {}
+    for metric in metrics:
+        measured.update(metric(result, target))
     cfg = embedder.config
-    ws = result.ws  # [1, num_ws, w_dim]
-    w_avg = embedder.w_avg.detach().cpu()
-    meta = {
-        **metadata,
-        "space": cfg.space,
-        "init": metadata.get("init_file", cfg.init),
-        "steps": int(result.history.shape[0]),
-        "lr": cfg.lr,
-        "loss": cfg.loss,
-        "layers": list(cfg.layers),
-        "layer_weights": list(cfg.layer_weights) if cfg.layer_weights else None,
-        "mse_weight": cfg.mse_weight,
-        "perceptual_size": cfg.perceptual_size,
-        "noise": cfg.noise,
-        "seed": cfg.seed,
-        "config": cfg.to_dict(),
-        "final_loss": {k: float(v) for k, v in result.losses.items()},
-        "w_dist_to_mean": float((ws[0] - w_avg).norm()),
-        "image": job.source.name,
-        "image_sha256": job.image_sha256,
-        "fit": fit,
-        "aligned": align,
-        "version": __version__,
-        "elapsed_s": round(float(result.elapsed), 3),
-    }
-    extras: dict[str, Any] = {}
-    if result.z is not None:
-        extras["z"] = result.z
-    if result.w_single is not None:
-        extras["w_single"] = result.w_single
-    save_image(tensor_to_pil(result.images[0]), job.out_dir / "reconstruction.png")
-    _write_losses_csv(job, result)
-    if video:
-        _write_progress_video(job)
-    save_latent(job.out_dir / "latent.npz", ws, meta, **extras)  # last: marks the image done
-    (job.out_dir / CHECKPOINT_NAME).unlink(missing_ok=True)
-
-
-def _write_losses_csv(job: EmbedJob, result: EmbedResult) -> None:
-    history = result.history.numpy()  # [steps, 3]
-    steps = np.arange(1, history.shape[0] + 1)
-    clock = sorted(set(job.clock))
-    if clock:  # elapsed is sampled at report points; rows between are interpolated linearly
-        cs, ct = zip(*clock, strict=True)
-        elapsed = np.interp(steps, [0, *cs], [0.0, *ct])
-    else:
-        elapsed = np.zeros_like(steps, dtype=float)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", "total", "perceptual", "mse", "elapsed_s"])
-    for k in range(history.shape[0]):
-        total, perc, mse = history[k]
-        writer.writerow(
-            [int(steps[k]), f"{total:.6g}", f"{perc:.6g}", f"{mse:.6g}", f"{elapsed[k]:.3f}"]
-        )
-    atomic_write_text(job.out_dir / "losses.csv", out.getvalue())
-
-
-def _write_progress_video(job: EmbedJob) -> None:
-    frames_dir = job.out_dir / PROGRESS_DIR
-    frames = sorted(frames_dir.glob("frame_*.png"))
-    if frames:
-        from PIL import Image
-
-        from ..video import open_frame_writer
-
-        with open_frame_writer(job.out_dir / "progress.mp4", fps=10) as writer:
-            for f in frames:
-                with Image.open(f) as im:
-                    writer.append(np.asarray(im.convert("RGB")))
-    shutil.rmtree(frames_dir, ignore_errors=True)
+    meta = latent_metadata(
+        record,
+        cfg,
+        result,
+        embedder.w_avg,
+        image=job.source.name,
+        image_sha256=job.image_sha256,
+        fit=options.fit,
+        aligned=job.aligned,
+        init_file=str(options.init_file) if options.init_file is not None else None,
+        stopped_early=stopped,
+        metrics=measured,
+    )
+    latent = write_record(job.paths, result, meta, job.clock, video=options.video)
+    return JobOutcome.of(
+        job,
+        "done",
+        losses={k: float(v) for k, v in result.losses.items()},
+        steps=int(result.history.shape[0]),
+        elapsed_s=float(result.elapsed),
+        latent=str(latent),
+    )

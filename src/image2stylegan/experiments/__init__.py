@@ -9,6 +9,13 @@ checks of the paper's observations. `image2stylegan experiment NAME` runs one an
     from image2stylegan.experiments import EXPERIMENTS, load_experiment
     module = load_experiment("affine")
     result = module.run(ctx, items, module.Params())
+
+The stage after embedding and editing (... -> embed -> edit -> experiments -> web / cli). What
+the experiments share, one job per module: items.py (image sets and the paper's categories),
+context.py (`ExperimentContext`: preparing inputs and embedding every variant through the one
+embed pipeline), results.py (embeddings read back, tables, claims, figures), measures.py (the
+paper's measurements and aggregations), params.py (`--param KEY=VALUE`), figures.py,
+report.py (results.csv, report.md) and paper_numbers.py (the paper's numbers, as printed).
 """
 
 from __future__ import annotations

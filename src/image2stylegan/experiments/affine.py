@@ -23,20 +23,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    Figure,
-    ImageItem,
-    Table,
-    faces_or_all,
-    group_by,
-    summary,
-)
+from .context import ExperimentContext
 from .figures import bar_chart, image_grid_figure
+from .items import ImageItem, faces_or_all
+from .measures import group_by, summary
 from .paper_numbers import TABLE1_AFFINE, TABLE2_INIT
+from .results import Claim, Embedding, ExperimentResult, Figure, Table
 
 __all__ = [
     "DESCRIPTION",
@@ -99,8 +91,12 @@ class Params:
 # The transformations, on [H, W, C] arrays (any float or integer dtype; output float64)
 
 
-def _pad_mode(fill: Fill) -> str:
-    return {"black": "constant", "edge": "edge", "reflect": "reflect"}[fill]
+PadMode = Literal["constant", "edge", "reflect"]
+_PAD_MODES: dict[str, PadMode] = {"black": "constant", "edge": "edge", "reflect": "reflect"}
+
+
+def _pad_mode(fill: Fill) -> PadMode:
+    return _PAD_MODES[fill]
 
 
 def translate(img: np.ndarray, dx: int, dy: int = 0, fill: Fill = "black") -> np.ndarray:
@@ -223,22 +219,24 @@ def analyse(embeddings: list[Embedding], params: Params, resolution: int) -> Exp
     result.tables.append(table)
 
     # Sec. 3.2: "the translation seems to have the worst performance"
-    transformed = [t for t in TRANSFORMS[1:] if measured[t][0] is not None]
+    losses = {t: loss for t in TRANSFORMS[1:] if (loss := measured[t][0]) is not None}
+    dists = {t: dist for t in TRANSFORMS[1:] if (dist := measured[t][1]) is not None}
+    transformed = list(losses)
     paper_worst = max(TABLE1_AFFINE, key=lambda t: TABLE1_AFFINE[t].loss_e5)
-    if transformed:
-        worst = max(transformed, key=lambda t: measured[t][0])  # type: ignore[arg-type,return-value]
+    if losses:
+        worst = max(losses, key=losses.__getitem__)
         result.claims.append(
             Claim(
                 "Sec. 3.2, Table 1",
                 "translation has the worst performance (paper's highest L: "
                 f"{names[paper_worst].split(' =')[0]}, {TABLE1_AFFINE[paper_worst].loss_e5})",
-                f"highest mean L: {names[worst].split(' =')[0]} ({measured[worst][0]:.4g})",
+                f"highest mean L: {names[worst].split(' =')[0]} ({losses[worst]:.4g})",
                 worst.startswith("translate"),
             )
         )
     base_loss, base_dist = measured["original"]
-    if transformed and base_loss is not None:
-        worse = [t for t in transformed if measured[t][0] > base_loss]  # type: ignore[operator]
+    if losses and base_loss is not None:
+        worse = [t for t, loss in losses.items() if loss > base_loss]
         result.claims.append(
             Claim(
                 "Sec. 3.2, Fig. 2",
@@ -248,8 +246,8 @@ def analyse(embeddings: list[Embedding], params: Params, resolution: int) -> Exp
                 len(worse) == len(transformed),
             )
         )
-    if transformed and base_dist is not None:
-        farther = [t for t in transformed if measured[t][1] > base_dist]  # type: ignore[operator]
+    if dists and base_dist is not None:
+        farther = [t for t, dist in dists.items() if dist > base_dist]
         paper_min = min(r.w_dist for r in TABLE1_AFFINE.values())
         result.claims.append(
             Claim(
@@ -257,9 +255,9 @@ def analyse(embeddings: list[Embedding], params: Params, resolution: int) -> Exp
                 "transformed faces land farther from w̄ (Table 1: "
                 f"{paper_min:.2f}–{max(r.w_dist for r in TABLE1_AFFINE.values()):.2f} vs "
                 f"{TABLE2_INIT[('face', 'mean')].w_dist} for faces in Table 2)",
-                f"{len(farther)} of {len(transformed)} transformations have a larger mean "
+                f"{len(farther)} of {len(dists)} transformations have a larger mean "
                 f"‖w*−w̄‖ than the untransformed faces ({base_dist:.4g})",
-                len(farther) == len(transformed),
+                len(farther) == len(dists),
             )
         )
     return result
@@ -270,9 +268,11 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
     originals, failed = ctx.prepare_inputs(chosen)
     jobs: list[tuple[str, ImageItem]] = []
     for item in originals:
-        with Image.open(item.path) as im:
-            frame = im.convert("RGB")
+        frame = ctx.frame(item)
         for t in TRANSFORMS:
+            if t == "original":  # the prepared photo itself
+                jobs.append((t, item))
+                continue
             saved = ctx.write_input(t, item.name, transform(frame, t, params))
             jobs.append((t, ImageItem(saved.path, item.name, item.category)))
     embeddings = ctx.embed(jobs, label="affine") if jobs else []

@@ -12,21 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import (
-    LOSS_SCALE,
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    Figure,
-    ImageItem,
-    Table,
-    category_rank,
-    group_by,
-    mean,
-)
+from .context import ExperimentContext
 from .figures import line_plot
+from .items import ImageItem, category_rank
+from .measures import group_by, mean
 from .paper_numbers import FIG10_CONVERGENCE_STEPS, PAPER_SETTINGS
+from .results import LOSS_SCALE, Claim, Embedding, ExperimentResult, Figure, Table
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "analyse", "convergence_step", "run"]
 
@@ -62,7 +53,7 @@ def analyse(embeddings: list[Embedding], params: Params, steps: int) -> Experime
     result = ExperimentResult()
     result.add_failures(embeddings)
     for e in embeddings:
-        step = convergence_step(e.history[:, 0], params.tolerance) if e.ok else None  # type: ignore[index]
+        step = convergence_step(e.history[:, 0], params.tolerance) if e.ok else None
         result.rows.append(e.row(convergence_step=step))
     groups = group_by(embeddings, lambda e: e.category)
     categories = sorted(groups, key=category_rank)
@@ -74,20 +65,20 @@ def analyse(embeddings: list[Embedding], params: Params, steps: int) -> Experime
     )  # fmt: skip
     measured: dict[str, int | None] = {}
     for c in categories:
-        embs = [e for e in groups[c] if e.history is not None and len(e.history)]
+        embs = [e for e in groups[c] if len(e.history)]
         if not embs:
             continue
-        n = min(len(e.history) for e in embs)  # type: ignore[arg-type]
-        curve = np.mean([e.history[:n, 0] for e in embs], axis=0)  # type: ignore[index]
+        n = min(len(e.history) for e in embs)
+        curve = np.mean([e.history[:n, 0] for e in embs], axis=0)
         curves[c] = curve
         measured[c] = convergence_step(curve, params.tolerance)
-        per_image = mean(convergence_step(e.history[:, 0], params.tolerance) for e in embs)  # type: ignore[index,misc]
+        per_image = mean(convergence_step(e.history[:, 0], params.tolerance) for e in embs)
         table.rows.append(
             [c, measured[c], per_image, FIG10_CONVERGENCE_STEPS.get(c),
              mean(e.loss_e5 for e in embs), len(embs)]
         )  # fmt: skip
     paper_steps = PAPER_SETTINGS["steps"]
-    if steps < paper_steps:  # type: ignore[operator]
+    if steps < paper_steps:
         table.notes.append(
             f"This run stopped at {steps} steps (paper: {paper_steps}): a category can only "
             "'converge' within the steps run, so the steps are not comparable with the paper's."
@@ -133,7 +124,7 @@ def analyse(embeddings: list[Embedding], params: Params, steps: int) -> Experime
                 len(between) == len(mid),
             )
         )
-    if steps < paper_steps:  # type: ignore[operator]
+    if steps < paper_steps:
         result.claims.append(
             Claim(
                 "Sec. 5.3",
@@ -156,7 +147,7 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         background = [
             (np.arange(1, len(e.history) + 1), e.history[:, 0] / LOSS_SCALE)
             for e in embeddings
-            if e.ok and e.history is not None and len(e.history)
+            if e.ok and len(e.history)
         ]
         markers = []
         for row in result.tables[0].rows:

@@ -24,20 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    Figure,
-    ImageItem,
-    Table,
-    faces_or_all,
-    group_by,
-    summary,
-)
+from .context import ExperimentContext
 from .figures import image_grid_figure
+from .items import ImageItem, faces_or_all
+from .measures import group_by, summary
 from .paper_numbers import TABLE3_DEFECTS
+from .results import Claim, Embedding, ExperimentResult, Figure, Table
 
 __all__ = [
     "DEFECTS",
@@ -139,7 +131,7 @@ def paste_features(
             if w <= 0 or h <= 0:
                 continue
             if donor is None:
-                patch = Image.new("RGB", (w, h), fill)  # type: ignore[arg-type]
+                patch = Image.new("RGB", (w, h), fill)
             else:
                 patch = donor.convert("RGB").crop(donor_boxes[k])
                 patch = patch.resize((w, h), Image.Resampling.LANCZOS)
@@ -159,16 +151,17 @@ def analyse(embeddings: list[Embedding]) -> ExperimentResult:
         ["defect", "L x1e5 (ours)", "L x1e5 (paper)", "‖w*−w̄‖ (ours)", "‖w*−w̄‖ (paper)",
          "images"],
     )  # fmt: skip
-    dists = {}
+    dists: dict[str, float | None] = {}
     for d in DEFECTS:
         loss, dist, n = summary(groups.get(d, []))
         dists[d] = dist
         paper = TABLE3_DEFECTS[d]
         table.rows.append([paper.label, loss, paper.loss_e5, dist, paper.w_dist, n])
     result.tables.append(table)
-    defective = [d for d in DEFECTS if d != "none" and dists[d] is not None]
-    if dists["none"] is not None and defective:
-        farther = [d for d in defective if dists[d] > dists["none"]]  # type: ignore[operator]
+    defective = {d: v for d in DEFECTS if d != "none" and (v := dists[d]) is not None}
+    base = dists["none"]
+    if base is not None and defective:
+        farther = [d for d, v in defective.items() if v > base]
         p = TABLE3_DEFECTS
         result.claims.append(
             Claim(
@@ -177,7 +170,7 @@ def analyse(embeddings: list[Embedding]) -> ExperimentResult:
                 f"({min(p[d].w_dist for d in p if d != 'none')}–"
                 f"{max(p[d].w_dist for d in p if d != 'none')} vs {p['none'].w_dist})",
                 f"{len(farther)} of {len(defective)} defects have a larger mean ‖w*−w̄‖ than "
-                f"the non-defective faces ({dists['none']:.4g})",
+                f"the non-defective faces ({base:.4g})",
                 len(farther) == len(defective),
             )
         )
@@ -190,13 +183,14 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
     prepared, failed = ctx.prepare(chosen, size=work, landmarks=True)
     jobs: list[tuple[str, ImageItem]] = []
     donors: dict[str, str] = {}
-    for k, (item, frame, lm) in enumerate(prepared):
-        donor = prepared[(k + 1) % len(prepared)] if len(prepared) > 1 else None
+    faces = [(item, t.frame, t.landmarks) for item, t in prepared if t.landmarks is not None]
+    for k, (item, frame, lm) in enumerate(faces):
+        donor = faces[(k + 1) % len(faces)] if len(faces) > 1 else None
         donors[item.name] = donor[0].name if donor else "mean colour"
         for d, features in DEFECTS.items():
             img, _ = paste_features(
                 frame,
-                lm,  # type: ignore[arg-type]
+                lm,
                 features,
                 donor[1] if donor else None,
                 donor[2] if donor else None,

@@ -12,20 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    Figure,
-    ImageItem,
-    Table,
-    category_rank,
-    mean,
-    sort_items,
-)
+from .context import ExperimentContext
 from .figures import heat_map
+from .items import ImageItem, category_rank, sort_items
+from .measures import mean
 from .report import write_csv
+from .results import Claim, Embedding, ExperimentResult, Figure, Table
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "analyse", "distance_matrix", "run"]
 
@@ -56,7 +48,7 @@ def analyse(embeddings: list[Embedding]) -> ExperimentResult:
     result.rows = [e.row() for e in sort_items(embeddings)]
     if not ok:
         return result
-    D = distance_matrix(torch.stack([e.ws for e in ok]))  # type: ignore[misc]
+    D = distance_matrix(torch.stack([e.ws for e in ok]))
     cats = [e.category for e in ok]
     categories = sorted(set(cats), key=category_rank)
     idx = {c: [i for i, x in enumerate(cats) if x == c] for c in categories}
@@ -78,35 +70,36 @@ def analyse(embeddings: list[Embedding]) -> ExperimentResult:
 
     with_intra = {c: v for c, v in intra.items() if v is not None}
     if "face" in with_intra and len(with_intra) > 1:
-        others = {c: v for c, v in with_intra.items() if c != "face"}
+        other_classes = {c: v for c, v in with_intra.items() if c != "face"}
         result.claims.append(
             Claim(
                 "supplement, Fig. 20",
                 "the distances between faces are smaller than those within other classes "
                 "(faces form a cluster)",
                 f"mean distance within faces {with_intra['face']:.4g}; within "
-                + ", ".join(f"{c} {v:.4g}" for c, v in others.items()),
-                all(with_intra["face"] < v for v in others.values()),
+                + ", ".join(f"{c} {v:.4g}" for c, v in other_classes.items()),
+                all(with_intra["face"] < v for v in other_classes.values()),
             )
         )
-    if "face" in with_intra and inter.get("face") is not None:
+    face_to_others = inter.get("face")
+    if "face" in with_intra and face_to_others is not None:
         result.claims.append(
             Claim(
                 "supplement, Fig. 20",
                 "faces are closer to each other than to the other classes",
-                f"within faces {with_intra['face']:.4g} vs faces to others {inter['face']:.4g}",
-                with_intra["face"] < inter["face"],  # type: ignore[operator]
+                f"within faces {with_intra['face']:.4g} vs faces to others {face_to_others:.4g}",
+                with_intra["face"] < face_to_others,
             )
         )
     if "painting" in with_intra and len(with_intra) > 1:
-        others = {c: v for c, v in with_intra.items() if c != "painting"}
+        not_paintings = {c: v for c, v in with_intra.items() if c != "painting"}
         result.claims.append(
             Claim(
                 "supplement, Fig. 20",
                 "paintings are the most scattered (the highest pairwise distances)",
                 f"within paintings {with_intra['painting']:.4g}; the largest other class "
-                f"{max(others.values()):.4g}",
-                all(with_intra["painting"] > v for v in others.values()),
+                f"{max(not_paintings.values()):.4g}",
+                all(with_intra["painting"] > v for v in not_paintings.values()),
             )
         )
     return result

@@ -5,19 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from ..fileio import atomic_path
+from .measures import group_by
+from .results import Embedding, ExperimentResult, Figure
 
-__all__ = ["bar_chart", "heat_map", "image_grid_figure", "line_plot"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
+
+__all__ = [
+    "add_comparison_grid",
+    "bar_chart",
+    "comparison_rows",
+    "heat_map",
+    "image_grid_figure",
+    "line_plot",
+]
 
 _CELL_INCHES = 1.5  # side of one image cell in a grid figure
 _DPI = 100
 
 
-def _new_figure(width: float, height: float):
+def _new_figure(width: float, height: float) -> MplFigure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -26,7 +39,7 @@ def _new_figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: MplFigure, path: Path) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight", facecolor="white")
@@ -72,6 +85,12 @@ def image_grid_figure(
     return _save(fig, path)
 
 
+def _positive(y: np.ndarray, log_y: bool) -> np.ndarray:
+    """float64 values; on a log axis non-positive ones become gaps (NaN)."""
+    v = np.asarray(y, dtype=np.float64)
+    return np.where(v > 0, v, np.nan) if log_y else v
+
+
 def line_plot(
     path: Path,
     series: Sequence[tuple[str, np.ndarray, np.ndarray]],  # (label, x, y)
@@ -86,18 +105,12 @@ def line_plot(
     fig = _new_figure(6.4, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     for x, y in background:
-        y = np.asarray(y, dtype=np.float64)
-        if log_y:
-            y = np.where(y > 0, y, np.nan)
-        ax.plot(np.asarray(x), y, color="0.75", linewidth=0.6)
+        ax.plot(np.asarray(x), _positive(y, log_y), color="0.75", linewidth=0.6)
     for label, x, y in series:
-        y = np.asarray(y, dtype=np.float64)
-        if log_y:
-            y = np.where(y > 0, y, np.nan)
-        ax.plot(np.asarray(x), y, label=label, linewidth=1.8)
-    for label, x, y in markers:
-        ax.plot([x], [y], marker="o", markersize=4, color="black")
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.plot(np.asarray(x), _positive(y, log_y), label=label, linewidth=1.8)
+    for text, px, py in markers:
+        ax.plot([px], [py], marker="o", markersize=4, color="black")
+        ax.annotate(text, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if log_y:
         ax.set_yscale("log")
     ax.set_title(title, fontsize=10)
@@ -164,3 +177,35 @@ def heat_map(
     cbar.set_label(colorbar_label)
     ax.set_title(title, fontsize=10, pad=14)
     return _save(fig, path)
+
+
+def comparison_rows(
+    embeddings: Sequence[Embedding], variants: Sequence[str]
+) -> tuple[list[list[Image.Image | None]], list[str]]:
+    """Grid rows per image: its target, then the reconstruction of each variant."""
+    by_image = group_by(embeddings, lambda e: e.name)
+    rows: list[list[Image.Image | None]] = []
+    labels: list[str] = []
+    for name, embs in by_image.items():
+        by_v = {e.variant: e for e in embs}
+        row: list[Image.Image | None] = [embs[0].target()]
+        rows.append(row + [by_v[v].reconstruction() if v in by_v else None for v in variants])
+        labels.append(f"{name}\n({embs[0].category})")
+    return rows, labels
+
+
+def add_comparison_grid(
+    result: ExperimentResult,
+    embeddings: Sequence[Embedding],
+    variants: Sequence[str],
+    path: Path,
+    column_titles: Sequence[str],  # the original's column, then one per variant
+    title: str,
+    caption: str,
+) -> None:
+    """The side-by-side figure most experiments end with (Figs. 5, 9, 12, 16 layout): per image
+    its target, then each variant's reconstruction. Nothing is drawn when no image succeeded."""
+    rows, labels = comparison_rows(embeddings, variants)
+    if rows:
+        image_grid_figure(path, rows, column_titles, labels, title)
+        result.figures.append(Figure(path, caption))

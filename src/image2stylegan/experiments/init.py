@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    Figure,
-    ImageItem,
-    Table,
-    category_rank,
-    group_by,
-    summary,
-)
-from .figures import image_grid_figure
+from .context import ExperimentContext
+from .figures import add_comparison_grid
+from .items import ImageItem, category_rank
+from .measures import group_by, summary
 from .paper_numbers import TABLE2_INIT
+from .results import Claim, Embedding, ExperimentResult, Table
 
 __all__ = ["DESCRIPTION", "INITS", "TITLE", "VARIES", "Params", "analyse", "run"]
 
@@ -76,9 +68,9 @@ def analyse(embeddings: list[Embedding]) -> ExperimentResult:
         ours = _lower(measured.get((c, "mean"), (None, None))[0],
                       measured.get((c, "random"), (None, None))[0])  # fmt: skip
         pm, pr = TABLE2_INIT.get((c, "mean")), TABLE2_INIT.get((c, "random"))
-        paper = _lower(pm.loss_e5, pr.loss_e5) if pm and pr else None
-        agrees = None if ours is None or paper is None else ours == paper
-        better.rows.append([c, ours, paper, agrees])
+        paper_lower = _lower(pm.loss_e5, pr.loss_e5) if pm and pr else None
+        agrees = None if ours is None or paper_lower is None else ours == paper_lower
+        better.rows.append([c, ours, paper_lower, agrees])
     result.tables.append(better)
 
     decided = [row for row in better.rows if row[3] is not None]
@@ -126,23 +118,13 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         f"Random init: every variable of the {ctx.G.num_ws} x {ctx.G.w_dim} code from "
         f"U[-1, 1], seed {ctx.config.seed} (one RNG per image)."
     )
-    by_image = group_by(embeddings, lambda e: e.name)
-    if by_image:
-        rows, row_labels = [], []
-        for name, embs in by_image.items():
-            by_v = {e.variant: e for e in embs}
-            first = embs[0]
-            rows.append(
-                [first.target()]
-                + [by_v[v].reconstruction() if v in by_v else None for v in ("random", "mean")]
-            )
-            row_labels.append(f"{name}\n({first.category})")
-        path = image_grid_figure(
-            ctx.out / "init_grid.png",
-            rows,
-            ["original", "random init", "w̄ init"],
-            row_labels,
-            "Fig. 13: embedding from a random code vs from w̄",
-        )
-        result.figures.append(Figure(path, "Original, random init, w̄ init (Fig. 13 layout)"))
+    add_comparison_grid(
+        result,
+        embeddings,
+        ["random", "mean"],
+        ctx.out / "init_grid.png",
+        ["original", "random init", "w̄ init"],
+        "Fig. 13: embedding from a random code vs from w̄",
+        "Original, random init, w̄ init (Fig. 13 layout)",
+    )
     return result

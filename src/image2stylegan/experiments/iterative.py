@@ -15,20 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .common import (
-    LOSS_SCALE,
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    Figure,
-    ImageItem,
-    Table,
-    group_by,
-    load_frames,
-    mean,
-)
+from ..image import pil_to_tensor
+from .context import ExperimentContext
 from .figures import image_grid_figure, line_plot
+from .items import ImageItem
+from .measures import group_by, mean
+from .results import LOSS_SCALE, Claim, Embedding, ExperimentResult, Figure, Table
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "analyse", "run"]
 
@@ -57,12 +49,12 @@ def analyse(
     result = ExperimentResult()
     result.add_failures(embeddings)
     for e in embeddings:
-        v = vs_original.get((e.variant, e.name))
+        loss = vs_original.get((e.variant, e.name))
         result.rows.append(
             e.row(
                 round=int(e.variant.split("_")[1]),
-                loss_vs_original=v,
-                loss_vs_original_e5=None if v is None else v / LOSS_SCALE,
+                loss_vs_original=loss,
+                loss_vs_original_e5=None if loss is None else loss / LOSS_SCALE,
             )
         )
     groups = group_by(embeddings, lambda e: e.variant)
@@ -71,7 +63,7 @@ def analyse(
         "Loss per round (round 0 = the original image)",
         ["round", "L x1e5 vs own input", "L x1e5 vs original", "‖w*−w̄‖", "images"],
     )
-    per_round = {}
+    per_round: dict[int, float | None] = {}
     for v in rounds:
         embs = groups[v]
         k = int(v.split("_")[1])
@@ -122,12 +114,12 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
         embeddings += last
 
     # every round's G(w*) scored against the original image (base settings)
-    originals_by_name = {it.name: it.path for it in originals}
+    originals_by_name = {it.name: it for it in originals}
     ok = [e for e in embeddings if e.ok]
     vs_original: dict[tuple[str, str], float] = {}
     if ok:
-        ws = torch.stack([e.ws for e in ok])  # type: ignore[misc]
-        targets = load_frames([originals_by_name[e.name] for e in ok])
+        ws = torch.stack([e.ws for e in ok])
+        targets = torch.cat([pil_to_tensor(ctx.frame(originals_by_name[e.name])) for e in ok])
         totals = ctx.evaluate(ctx.synthesize(ws), targets)["total"]
         vs_original = {(e.variant, e.name): float(t) for e, t in zip(ok, totals, strict=True)}
     result = analyse(embeddings, vs_original)

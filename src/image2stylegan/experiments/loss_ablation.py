@@ -19,22 +19,11 @@ import torch
 
 from ..embed import PAPER_LAYERS, EmbedConfig
 from ..losses import mse_loss, resize_for_perceptual
-from .common import (
-    LOSS_SCALE,
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    ImageItem,
-    Table,
-    add_comparison_grid,
-    group_by,
-    load_frames,
-    mean,
-    name_list,
-    paired_check,
-    psnr,
-)
+from .context import ExperimentContext
+from .figures import add_comparison_grid
+from .items import ImageItem
+from .measures import group_by, load_frames, mean, name_list, paired_check, psnr
+from .results import LOSS_SCALE, Claim, Embedding, ExperimentResult, Table
 
 __all__ = [
     "DESCRIPTION",
@@ -128,17 +117,17 @@ def analyse(
     means: dict[str, dict[str, float | None]] = {}
     for v, (_, _, _, label) in VARIANTS.items():
         embs = groups.get(v, [])
-        s = [scores.get((v, e.name), {}) for e in embs]
+        scored = [scores.get((v, e.name), {}) for e in embs]
         m = {
-            "total": mean(x.get("total") for x in s),
-            "perceptual": mean(x.get("perceptual") for x in s),
-            "mse": mean(x.get("mse") for x in s),
+            "total": mean(x.get("total") for x in scored),
+            "perceptual": mean(x.get("perceptual") for x in scored),
+            "mse": mean(x.get("mse") for x in scored),
         }
         means[v] = m
+        total_e5 = None if (t := m["total"]) is None else t / LOSS_SCALE
         table.rows.append(
-            [label, mean(e.loss for e in embs),
-             None if m["total"] is None else m["total"] / LOSS_SCALE, m["perceptual"], m["mse"],
-             mean(psnr(x.get("mse")) for x in s), len(embs)]
+            [label, mean(e.loss for e in embs), total_e5, m["perceptual"], m["mse"],
+             mean(psnr(x.get("mse")) for x in scored), len(embs)]
         )  # fmt: skip
     table.notes.append(
         "The paper shows Fig. 9 / 22 as images only; 'own final loss' is each objective's value "
@@ -171,9 +160,9 @@ def analyse(
                     holds == total,
                 )
             )
-    ranked = [v for v in VARIANTS if means[v]["total"] is not None]
+    ranked = {v: t for v in VARIANTS if (t := means[v]["total"]) is not None}
     if ranked:
-        best = min(ranked, key=lambda v: means[v]["total"])  # type: ignore[arg-type,return-value]
+        best = min(ranked, key=ranked.__getitem__)
         result.claims.append(
             Claim(
                 "Sec. 5.2, Figs. 9, 22",
@@ -205,7 +194,7 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
     ok = [e for e in embeddings if e.ok]
     scores: dict[tuple[str, str], dict[str, float]] = {}
     if ok:
-        ws = torch.stack([e.ws for e in ok])  # type: ignore[misc]
+        ws = torch.stack([e.ws for e in ok])
         targets = load_frames([e.out_dir / "target.png" for e in ok])
         terms = ctx.evaluate(ctx.synthesize(ws), targets, yardstick(ctx.config))
         for k, e in enumerate(ok):

@@ -16,17 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    ImageItem,
-    Table,
-    add_comparison_grid,
-    group_by,
-    mean,
-)
+from .context import ExperimentContext
+from .figures import add_comparison_grid
+from .items import ImageItem
+from .measures import group_by, mean
+from .results import Claim, Embedding, ExperimentResult, Table
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "analyse", "run", "variants"]
 
@@ -54,7 +48,7 @@ def variants(restarts: int) -> list[str]:
 
 
 def _tail(e: Embedding, fraction: float = 0.1) -> float | None:
-    if e.history is None or not len(e.history):
+    if not len(e.history):
         return None
     n = max(1, round(len(e.history) * fraction))
     return float(np.mean(e.history[-n:, 0]))
@@ -93,7 +87,7 @@ def analyse(embeddings: list[Embedding], params: Params) -> ExperimentResult:
         losses = [e.loss for e in restarts]
         spread = (max(losses) - min(losses)) / np.mean(losses) if len(losses) > 1 else None
         pair = [  # Frobenius distance between two restarts' codes
-            float((a.ws - b.ws).double().norm())  # type: ignore[operator]
+            float((a.ws - b.ws).double().norm())
             for i, a in enumerate(restarts)
             for b in restarts[i + 1 :]
         ]

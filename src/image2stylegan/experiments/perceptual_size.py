@@ -11,20 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    ImageItem,
-    Table,
-    add_comparison_grid,
-    group_by,
-    mean,
-    name_list,
-    paired_check,
-    psnr,
-)
+from .context import ExperimentContext
+from .figures import add_comparison_grid
+from .items import ImageItem
+from .measures import group_by, mean, name_list, paired_check, psnr
+from .results import Claim, Embedding, ExperimentResult, Table
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "analyse", "run"]
 

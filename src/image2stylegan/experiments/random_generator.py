@@ -14,17 +14,11 @@ import torch
 
 from ..checkpoints.random_generators import mean_w
 from ..models.base import Generator
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    ImageItem,
-    add_comparison_grid,
-    category_table,
-    name_list,
-    paired_check,
-)
+from .context import ExperimentContext
+from .figures import add_comparison_grid
+from .items import ImageItem
+from .measures import category_table, name_list, paired_check
+from .results import Claim, Embedding, ExperimentResult
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIANTS", "VARIES", "Params", "analyse", "reinitialise", "run"]
 
@@ -73,7 +67,7 @@ def analyse(embeddings: list[Embedding]) -> ExperimentResult:
     table = category_table("Mean final loss per class, weights and space", embeddings, cols)
     table.notes.append("The paper gives no numbers for Fig. 5 (b)(e) / 14 (images only).")
     result.tables.append(table)
-    holds, total, fails = 0, 0, []
+    holds, total, fails = 0, 0, list[str]()
     for space in ("w", "wplus"):
         h, t, f = paired_check(embeddings, f"trained_{space}", f"random_{space}")
         holds, total, fails = holds + h, total + t, fails + [f"{n} ({space})" for n in f]
@@ -95,9 +89,10 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
     originals, failed = ctx.prepare_inputs(items)
     seed = ctx.config.seed if params.weight_seed is None else params.weight_seed
     R = reinitialise(ctx.G, seed)
-    sha = str(ctx.metadata.get("generator_sha256", ""))
+    trained = ctx.pipeline.generator
+    sha = trained.sha256 or ""
     random_meta = {
-        "generator": f"{ctx.metadata.get('generator', '')} (re-initialised, seed {seed})",
+        "generator": f"{trained.source} (re-initialised, seed {seed})",
         "generator_sha256": f"reinit-{seed}-{sha}",
     }
     embeddings: list[Embedding] = []

@@ -19,17 +19,11 @@ from PIL import Image
 from ..edit.walk import random_walk
 from ..image import tensor_to_uint8
 from ..video import open_frame_writer, strip_indices
-from .common import (
-    ExperimentContext,
-    ExperimentResult,
-    Figure,
-    ImageItem,
-    Table,
-    load_frames,
-    mean,
-    w_distance,
-)
+from .context import ExperimentContext
 from .figures import image_grid_figure
+from .items import ImageItem
+from .measures import load_frames, mean, w_distance
+from .results import ExperimentResult, Figure, Table
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIES", "Params", "run"]
 
@@ -75,7 +69,7 @@ def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> Exper
     for k, e in enumerate([e for e in embeddings if e.ok]):
         gen = torch.Generator().manual_seed(ctx.config.seed + k)
         ws = random_walk(
-            e.ws.float(),  # type: ignore[union-attr]
+            e.ws.float(),
             w_avg,
             params.frames,
             perturbation=params.perturbation,

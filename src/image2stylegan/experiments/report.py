@@ -16,8 +16,8 @@ from typing import Any
 
 from ..embed import EmbedConfig
 from ..fileio import atomic_write_text
-from .common import ExperimentResult, Table
-from .paper_numbers import PAPER_SETTINGS
+from .paper_numbers import PAPER_SETTINGS, Printed
+from .results import ExperimentResult, Table
 
 __all__ = ["differences_from_paper", "format_value", "table_markdown", "write_csv", "write_report"]
 
@@ -36,9 +36,12 @@ _ROW_OF_FIELD = {  # EmbedConfig field -> its row in the settings table
 
 
 def format_value(value: Any) -> str:
-    """Numbers to 4 significant digits (integers as they are), None/NaN as a dash."""
+    """The paper's numbers as it prints them, ours to 4 significant digits (integers as they
+    are), None/NaN as a dash."""
     if value is None:
         return MISSING
+    if isinstance(value, Printed):
+        return value.text
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -81,6 +84,8 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
 def _csv_value(v: Any) -> Any:
     if v is None:
         return ""
+    if isinstance(v, Printed):
+        return v.text
     if isinstance(v, float):
         return "" if not math.isfinite(v) else f"{v:.9g}"
     return v
@@ -156,7 +161,7 @@ def write_report(
         ("init", config.init, "mean (faces), see Table 2"),
         ("Adam lr", config.lr, paper["lr"]),
         ("loss", config.loss, paper["loss"]),
-        ("VGG layers", ",".join(config.layers), ",".join(paper["layers"])),  # type: ignore[arg-type]
+        ("VGG layers", ",".join(config.layers), ",".join(paper["layers"])),
         (
             "layer weights",
             _show(config.layer_weights) if config.layer_weights else "all 1",

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .common import (
-    Claim,
-    Embedding,
-    ExperimentContext,
-    ExperimentResult,
-    ImageItem,
-    add_comparison_grid,
-    category_table,
-    name_list,
-    paired_check,
-)
+from .context import ExperimentContext
+from .figures import add_comparison_grid
+from .items import ImageItem
+from .measures import category_table, name_list, paired_check
+from .results import Claim, Embedding, ExperimentResult
 
 __all__ = ["DESCRIPTION", "TITLE", "VARIANTS", "VARIES", "Params", "analyse", "run"]
 
@@ -66,7 +60,7 @@ def analyse(embeddings: list[Embedding]) -> ExperimentResult:
             unit="‖w*−w̄‖",
         )
     )
-    holds, total, fails = 0, 0, []
+    holds, total, fails = 0, 0, list[str]()
     for init in ("mean", "random"):
         h, t, f = paired_check(embeddings, f"wplus_{init}", f"w_{init}")
         holds, total, fails = holds + h, total + t, fails + [f"{n} ({init})" for n in f]

@@ -3,12 +3,13 @@
 `Generator` owns what all StyleGANs share: the public attributes, the mean latent `w_avg`,
 truncation, the broadcast of w to W+, noise-mode handling and the shape checks at the public
 boundary. An architecture implements four things: `map_z`, `synthesize`, `noise_buffers`,
-`config_dict` (plus the classmethod `from_config`).
+`config_dict` (plus the classmethod `from_config`); `ABCMeta` makes these abstract for real: a
+subclass that misses one cannot be instantiated.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
@@ -39,10 +40,15 @@ def truncate(
     return torch.cat([truncated[:, :cutoff], ws[:, cutoff:]], dim=1)
 
 
-class Generator(nn.Module):
-    """Base class of the StyleGAN generators: mapping (z -> W+), synthesis (W+ -> image)."""
+class Generator(nn.Module, metaclass=ABCMeta):
+    """Base class of the StyleGAN generators: mapping (z -> W+), synthesis (W+ -> image).
+
+    `nn.Module`'s metaclass is plain `type`, so `ABCMeta` combines with it directly.
+    """
 
     architecture: ClassVar[str]  # "stylegan1" | "stylegan2": the key in the native file format
+    w_avg: torch.Tensor  # [w_dim] buffer, the mean latent w̄ (registered in __init__)
+    source: str  # where it was loaded from (set by load_generator; recorded in latent metadata)
 
     def __init__(
         self,

@@ -225,6 +225,8 @@ class _Blur(nn.Module):
     """Official `blur2d`: depthwise correlation with the normalised outer product of `taps`,
     TF 'SAME' padding (for even lengths the extra pixel goes after)."""
 
+    kernel: torch.Tensor  # [k, k] buffer
+
     def __init__(self, taps: Sequence[float]) -> None:
         super().__init__()
         f = torch.tensor(list(taps), dtype=torch.float64)
@@ -245,6 +247,8 @@ class _Blur(nn.Module):
 
 class _SynthesisLayer(nn.Module):
     """One layer of `G_synthesis` (one w of W+, one noise input): [conv] then `layer_epilogue`."""
+
+    noise_const: torch.Tensor  # [1, 1, r, r] buffer
 
     def __init__(
         self,
@@ -335,6 +339,10 @@ class _Mapping(nn.Module):
     def forward(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         x = z
         if self.cfg.label_size:
+            if c is None:
+                raise ValueError(
+                    f"a conditional generator: give labels c [N, {self.cfg.label_size}]"
+                )
             x = torch.cat([x, F.linear(c.to(x.dtype), self.embed)], dim=1)  # [N, 2 * latent]
         if self.cfg.normalize_latents:
             x = _pixel_norm(x)
@@ -376,6 +384,10 @@ class _Synthesis(nn.Module):
         self.torgb_weight = nn.Parameter(torch.randn(cfg.num_channels, c_out, 1, 1) * std)
         self.torgb_bias = nn.Parameter(torch.zeros(cfg.num_channels))
         self.torgb_gain = _weight_gain(c_out, 1.0, cfg.use_wscale, 1.0)
+
+    def noise_layers(self) -> list[_SynthesisLayer]:
+        """The layers in order (each has one noise input)."""
+        return [layer for layer in self.layers if isinstance(layer, _SynthesisLayer)]
 
     def forward(self, ws: torch.Tensor, noise: Sequence[torch.Tensor]) -> torch.Tensor:
         N = ws.shape[0]
@@ -444,7 +456,7 @@ class StyleGAN1Generator(Generator):
     def noise_buffers(self) -> list[torch.Tensor]:
         if not self.config.use_noise:
             return []
-        return [layer.noise_const for layer in self.synthesis_net.layers]
+        return [layer.noise_const for layer in self.synthesis_net.noise_layers()]
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()

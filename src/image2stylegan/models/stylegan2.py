@@ -218,17 +218,17 @@ def modulated_conv2d(
     w = dcoefs = None
     if demodulate or fused:
         w = weight.unsqueeze(0) * styles.reshape(N, 1, -1, 1, 1)  # [N, O, I, k, k]
-    if demodulate:
+    if w is not None and demodulate:
         dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
-    if demodulate and fused:
-        w = w * dcoefs.reshape(N, -1, 1, 1, 1)
+        if fused:
+            w = w * dcoefs.reshape(N, -1, 1, 1, 1)
 
-    if not fused:
+    if w is None or not fused:  # (fused always has w)
         x = x * styles.to(x.dtype).reshape(N, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
-        if demodulate and noise is not None:
+        if dcoefs is not None and noise is not None:
             return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(N, -1, 1, 1))
-        if demodulate:
+        if dcoefs is not None:
             return x * dcoefs.to(x.dtype).reshape(N, -1, 1, 1)
         if noise is not None:
             return x.add_(noise.to(x.dtype))
@@ -331,6 +331,8 @@ class MappingNetwork(nn.Module):
 
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution (optionally 2x upsampling) + noise + bias + lrelu."""
+
+    noise_const: torch.Tensor  # [r, r] buffer (use_noise)
 
     def __init__(
         self,
@@ -445,16 +447,19 @@ class SynthesisBlock(nn.Module):
         super().__init__()
         self.in_channels, self.resolution, self.architecture = in_channels, resolution, architecture
         self.is_last, self.use_fp16 = is_last, use_fp16
-        layer_kwargs = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise,
-                            activation=activation, conv_clamp=conv_clamp)  # fmt: skip
+
+        def layer(cin: int, cout: int, up: int = 1) -> SynthesisLayer:
+            return SynthesisLayer(cin, cout, w_dim, resolution, up=up, use_noise=use_noise,
+                                  activation=activation, conv_clamp=conv_clamp)  # fmt: skip
+
         self.num_conv = 0
         self.num_torgb = 0
         if in_channels == 0:
             self.const = nn.Parameter(torch.empty(out_channels, resolution, resolution))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, **layer_kwargs)
+            self.conv0 = layer(in_channels, out_channels, up=2)
             self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, **layer_kwargs)
+        self.conv1 = layer(out_channels, out_channels)
         self.num_conv += 1
         if is_last or architecture == "skip":
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp)
@@ -698,8 +703,9 @@ class StyleGAN2Generator(Generator):
         """The official initialisation (N(0, 1) weights, const and noise; zero biases, noise
         strengths and w_avg; style biases 1), drawn from `generator`."""
         for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters(generator)
+            reset = getattr(module, "reset_parameters", None)
+            if module is not self and callable(reset):
+                reset(generator)
         with torch.no_grad():
             for block in self.synthesis_network.blocks():
                 if block.in_channels == 0:

@@ -5,8 +5,10 @@
     url = launch(app, host="127.0.0.1", port=7860)
     app.block_thread()
 
-The UI uses only the library's public API: `Embedder.iterate` for embedding (the CLI's step loop),
-the `edit` functions for the applications of Sec. 4, `load_latent` / `save_latent` for files.
+A front end, like the CLI (the last stage of the pipeline: ... -> embed -> edit -> experiments ->
+web / cli): embedding runs the embed runner the CLI runs (`EmbedPipeline.iterate`), the edit
+tabs the `edit` functions and helpers of the editing commands, files go through `load_latent` /
+`save_latent`.
 """
 
 from __future__ import annotations

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
+from gradio.events import Dependency
 
+from .common import Library
 from .editing import EditTab
 from .embedding import (
     LOSS_CHOICES,
@@ -29,7 +32,7 @@ from .embedding import (
 )
 from .workspace import Workspace
 
-__all__ = ["build_app", "launch"]
+__all__ = ["App", "build_app", "launch"]
 
 DEFAULT_GENERATOR = "ffhq-1024"  # the paper's generator (SPEC section 5)
 OFFLINE_DEMO_GENERATOR = "random:stylegan2-256"  # needs no file: for trying the UI offline
@@ -60,11 +63,17 @@ def _picker(label: str, multiselect: bool = False) -> gr.Dropdown:
     return gr.Dropdown([], label=label, multiselect=multiselect, allow_custom_value=True)
 
 
+class App(gr.Blocks):
+    """The UI's Blocks with the server's `Workspace` (model caches, output folder, stop flags)."""
+
+    workspace: Workspace
+
+
 def build_app(
     generator: str | None = None,  # preselected generator (registry name, file, random: source)
     device: str = "auto",  # auto (CUDA when available), cpu, cuda, cuda:N
     workdir: str | os.PathLike | None = None,  # where results go; None = a new temp folder
-) -> gr.Blocks:
+) -> App:
     """The gradio app (not launched). Its `workspace` attribute holds the model caches."""
     ws = Workspace(device=device, workdir=workdir, default_generator=generator)
     embed = EmbedTab(ws)
@@ -74,9 +83,7 @@ def build_app(
 
     # delete_cache: uploads and served copies older than a day are removed hourly, and all of
     # them when the server stops (the photos people upload do not pile up in the temp folder)
-    with gr.Blocks(
-        title="image2stylegan", analytics_enabled=False, delete_cache=(3600, 86400)
-    ) as app:
+    with App(title="image2stylegan", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         library = gr.State([])  # this session's latents: [[label, path], ...]
         gr.Markdown(INTRO.format(workdir=ws.workdir))
 
@@ -287,19 +294,19 @@ def build_app(
             morph_keys, st_content, st_style, ex_target, ex_neutral, ex_expressive, walk_start
         ]  # fmt: skip
 
-        def refresh(lib):
+        def refresh(lib: Library | None) -> tuple[Any, ...]:
             choices = [label for label, _ in (lib or [])]
             return (EditTab.library_table(lib), *[gr.update(choices=choices) for _ in pickers])
 
-        def refresh_after(event):
-            event.then(refresh, library, [library_table, *pickers], api_name=False)
+        def refresh_after(event: Dependency) -> None:
+            event.then(refresh, library, [library_table, *pickers], api_visibility="private")
 
-        gen.change(embed.on_generator_change, gen, align, api_name=False)
+        gen.change(embed.on_generator_change, gen, align, api_visibility="private")
         preset.change(
             embed.on_preset_change,
             preset,
             [steps, space, init, lr, loss, perceptual_size, noise],
-            api_name=False,
+            api_visibility="private",
         )
         embed_inputs = [
             images, gen, preset, steps, space, init, seed, align, vgg, preview_every, lr, loss,
@@ -315,27 +322,30 @@ def build_app(
                 concurrency_id="embed",
             )
         )
-        run.click(lambda: "", None, stop_note, api_name=False, queue=False)  # clear the last note
+        run.click(
+            lambda: "", None, stop_note, api_visibility="private", queue=False
+        )  # clear the last note
         stop.click(embed.stop, None, stop_note, api_name="stop", concurrency_limit=None)
         refresh_after(
             upload.upload(
                 edit.add_latents, [upload, library], [library, library_note], api_name="add_latents"
             )
         )
-        render = dict(concurrency_limit=1, concurrency_id="render")
         morph_run.click(
             edit.morph,
             [morph_keys, morph_frames, morph_loop, morph_fps, morph_gif, edit_gen, library],
             [morph_video, morph_strip, morph_files],
             api_name="morph",
-            **render,
+            concurrency_limit=1,  # one render at a time
+            concurrency_id="render",
         )
         st_run.click(
             edit.style_transfer,
             [st_content, st_style, st_layer, edit_gen, library],
             [st_result, st_strip, st_files],
             api_name="style_transfer",
-            **render,
+            concurrency_limit=1,  # one render at a time
+            concurrency_id="render",
         )
         ex_run.click(
             edit.expression,
@@ -345,7 +355,8 @@ def build_app(
             ],
             [ex_strip, ex_info, ex_files],
             api_name="expression",
-            **render,
+            concurrency_limit=1,  # one render at a time
+            concurrency_id="render",
         )  # fmt: skip
         walk_run.click(
             edit.walk,
@@ -355,7 +366,8 @@ def build_app(
             ],
             [walk_video, walk_strip, walk_files],
             api_name="walk",
-            **render,
+            concurrency_limit=1,  # one render at a time
+            concurrency_id="render",
         )  # fmt: skip
         refresh_after(
             g_run.click(
@@ -363,17 +375,18 @@ def build_app(
                 [g_gen, g_seeds, g_psi, g_noise, g_add, library],
                 [g_gallery, g_files, library, g_status],
                 api_name="generate",
-                **render,
+                concurrency_limit=1,  # one render at a time
+                concurrency_id="render",
             )
         )
 
     app.queue()
-    app.workspace = ws  # type: ignore[attr-defined]
+    app.workspace = ws
     return app
 
 
 def launch(
-    app: gr.Blocks,
+    app: App,
     host: str = "127.0.0.1",  # the interface to bind: localhost only unless told otherwise
     port: int | None = 7860,  # None = gradio picks a free port from 7860 on
     open_browser: bool = False,
@@ -381,7 +394,7 @@ def launch(
 ) -> str:
     """Start serving `app` locally (never a public share link) and return its URL at once;
     `app.block_thread()` then waits until Ctrl+C, `app.close()` stops it."""
-    ws: Workspace = app.workspace  # type: ignore[attr-defined]
+    ws: Workspace = app.workspace
     _, local_url, _ = app.launch(
         server_name=host,
         server_port=port,

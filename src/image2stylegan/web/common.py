@@ -17,9 +17,9 @@ import inspect
 import io
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import gradio as gr
 import torch
@@ -34,8 +34,13 @@ __all__ = [
     "loss_curve",
     "session_id",
     "user_errors",
+    "user_errors_stream",
     "user_message",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +75,28 @@ def _as_gradio_error(e: BaseException) -> gr.Error:
     return gr.Error(user_message(e), print_exception=False)
 
 
-def user_errors(fn: Callable) -> Callable:
-    """Wrap a callback (function or generator function): exceptions become one `gr.Error` line."""
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a callback: exceptions become one `gr.Error` line (generators: `user_errors_stream`)."""
     if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def gen_wrapper(*args: Any, **kwargs: Any):
-            try:
-                yield from fn(*args, **kwargs)
-            except Exception as e:
-                raise _as_gradio_error(e) from None
-
-        return gen_wrapper
+        raise TypeError(f"{fn.__name__} is a generator callback: use user_errors_stream")
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except Exception as e:
+            raise _as_gradio_error(e) from None
+
+    return wrapper
+
+
+def user_errors_stream(fn: Callable[P, Iterator[T]]) -> Callable[P, Iterator[T]]:
+    """`user_errors` for generator callbacks (gradio streams what they yield)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        try:
+            yield from fn(*args, **kwargs)
         except Exception as e:
             raise _as_gradio_error(e) from None
 

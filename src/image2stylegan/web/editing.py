@@ -4,9 +4,10 @@ Every callback takes latents by their labels in the session's latent library (em
 session, generated, or uploaded; a request cannot name any other file), loads them with
 `load_latent`, does the latent arithmetic with the library's functions (`morph_path`,
 `style_transfer`, `expression_transfer`, `random_walk`), renders with `noise_mode="const"` as the
-CLI does, and writes its files into a fresh `<workdir>/<kind>-NNNN/` folder. The generator is the
-one the latents record in their metadata unless the tab's Generator field names another (the
-CLI's `--generator`).
+CLI does, and writes its files into a fresh `<workdir>/<kind>-NNNN/` folder with the helpers the
+editing commands use (`edit.sequence`, `edit.seeds`). The generator is the one the latents
+record in their metadata (`edit.sources.common_generator`) unless the tab's Generator field
+names another (the CLI's `--generator`).
 """
 
 from __future__ import annotations
@@ -18,16 +19,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
-from ..edit.expression import expression_direction, expression_transfer
+from .._version import __version__
+from ..edit import seeds as seed_lists
+from ..edit.expression import (
+    ChannelReading,
+    Normalization,
+    expression_direction,
+    expression_transfer,
+)
 from ..edit.morph import morph_path
 from ..edit.render import frame_to_pil, image_strip, render_frames, render_images
+from ..edit.sequence import write_sequence
+from ..edit.sources import common_generator
 from ..edit.style_transfer import style_transfer
 from ..edit.walk import random_walk
 from ..image import image_grid, save_image
 from ..latents import LatentFile, check_latent_fits, load_latent, save_latent
-from ..models.base import Generator
-from ..video import open_frame_writer, strip_indices
+from ..models.base import Generator, NoiseMode
 from .common import Library, UserError, add_to_library, file_paths, user_errors
 from .workspace import Workspace
 
@@ -37,27 +45,14 @@ RENDER_BATCH = 8  # codes per synthesis call
 STRIP_FRAMES = 8  # frames shown in the strip beside a video
 MAX_FRAMES = 1000  # frames of one video (a guard against typos, not a technical limit)
 MAX_SEEDS = 256  # images of one Generate run
-_REGISTRY_ONLY = ("content_size", "default_align")  # generator metadata not stored in latents
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'0-7,12' -> [0, 1, ..., 7, 12] (ranges inclusive, as NVIDIA's generate.py reads them)."""
-    seeds: list[int] = []
+    """`edit.seeds.parse_seeds` ('0-7,12' -> [0, ..., 7, 12]), at most MAX_SEEDS per run."""
     try:
-        for part in str(text or "").replace(" ", "").split(","):
-            if not part:
-                continue
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                if int(hi) < int(lo):
-                    raise ValueError
-                seeds.extend(range(int(lo), int(hi) + 1))
-            else:
-                seeds.append(int(part))
-        if not seeds or any(not 0 <= s < 2**32 for s in seeds):
-            raise ValueError
-    except ValueError:
-        raise UserError(f"seeds {text!r}: write them like 0-7,12 (integers in [0, 2^32))") from None
+        seeds = seed_lists.parse_seeds(text)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if len(seeds) > MAX_SEEDS:
         raise UserError(f"{len(seeds)} seeds: at most {MAX_SEEDS} per run")
     return seeds
@@ -145,22 +140,10 @@ class EditTab:
 
     @staticmethod
     def _recorded_generator(latents: Sequence[LatentFile]) -> str:
-        recorded = []
-        for lat in latents:
-            g = lat.metadata.get("generator")
-            if not isinstance(g, str) or not g:
-                raise UserError(
-                    f"{lat.path.name if lat.path else 'a latent'} records no generator in its "
-                    "metadata: enter one in the Generator field"
-                )
-            recorded.append(g)
-        if len(set(recorded)) > 1:
-            names = ", ".join(sorted(set(recorded)))
-            raise UserError(
-                f"the latents were made with different generators ({names}); "
-                "enter the one to use in the Generator field"
-            )
-        return recorded[0]
+        try:
+            return common_generator(latents)
+        except ValueError as e:
+            raise UserError(f"{e}: enter one in the Generator field") from None
 
     # --- sequences -----------------------------------------------------------------------------
 
@@ -170,26 +153,13 @@ class EditTab:
         """Render ws [K, num_ws, w_dim] once into an MP4 (and a GIF): (mp4, strip, files)."""
         if ws.shape[0] > MAX_FRAMES:
             raise UserError(f"{ws.shape[0]} frames: at most {MAX_FRAMES} per video")
-        picks = set(strip_indices(ws.shape[0], STRIP_FRAMES))
-        mp4 = run_dir / f"{stem}.mp4"
-        writers = [open_frame_writer(mp4, fps=fps)]
-        if gif:
-            writers.append(open_frame_writer(run_dir / f"{stem}.gif", fps=fps))
-        kept = []
-        try:
-            for k, frame in enumerate(render_frames(G, ws, RENDER_BATCH)):
-                for w in writers:
-                    w.append(frame)
-                if k in picks:
-                    kept.append(frame)
-            paths = [str(w.close()) for w in writers]
-        except BaseException:
-            for w in writers:
-                w.abort()
-            raise
-        strip = image_strip(kept)
-        strip_path = save_image(strip, run_dir / f"{stem}_strip.png")
-        return paths[0], strip, [*paths, str(strip_path)]
+        outputs = [run_dir / f"{stem}.mp4"] + ([run_dir / f"{stem}.gif"] if gif else [])
+        done = write_sequence(
+            G, ws, outputs, fps=fps, batch_size=RENDER_BATCH,
+            strip=run_dir / f"{stem}_strip.png", strip_frames=STRIP_FRAMES,
+        )  # fmt: skip
+        files = [str(p) for p in done.paths] + [str(done.strip)]
+        return files[0], done.strip_image, files
 
     @user_errors
     def morph(
@@ -284,8 +254,8 @@ class EditTab:
         strength_to: float,
         count: float,
         threshold: float,
-        channel: str,
-        normalize: str,
+        channel: ChannelReading,
+        normalize: Normalization,
         generator: str,
         library: Library | None,
     ) -> tuple[Any, str, list[str]]:
@@ -298,8 +268,8 @@ class EditTab:
             raise UserError("the number of strengths must be at least 1")
         lams = np.linspace(float(strength_from), float(strength_to), count).tolist()
         w_t, w_n, w_e = (lat.w.float() for lat in lats)
-        direction = expression_direction(w_n, w_e, float(threshold), channel, normalize)  # type: ignore[arg-type]
-        ws = expression_transfer(w_t, w_n, w_e, lams, float(threshold), channel, normalize)  # type: ignore[arg-type]
+        direction = expression_direction(w_n, w_e, float(threshold), channel, normalize)
+        ws = expression_transfer(w_t, w_n, w_e, lams, float(threshold), channel, normalize)
         images = render_images(G, ws, RENDER_BATCH)
         strip = image_strip(images)
         run_dir = self.ws.new_run_dir("expression")
@@ -326,7 +296,7 @@ class EditTab:
         generator: str,
         seeds: str,
         truncation_psi: float,
-        noise_mode: str,
+        noise_mode: NoiseMode,
         add_latents: bool,
         library: Library | None,
     ) -> tuple[list[tuple[Any, str]], list[str], Library, str]:
@@ -334,12 +304,10 @@ class EditTab:
         library, status); with `add_latents` each seed's W+ code is saved and added."""
         seed_list = parse_seeds(seeds)
         source = (generator or "").strip()
-        G, gen_meta = self.ws.generator(source)
+        G, info = self.ws.generator(source)
         psi = float(truncation_psi)
-        z = np.concatenate([np.random.RandomState(s).randn(1, G.z_dim) for s in seed_list])
-        with torch.no_grad():
-            ws = G.mapping(torch.from_numpy(z).to(G.w_avg), truncation_psi=psi).cpu()
-        frames = render_frames(G, ws, RENDER_BATCH, noise_mode=noise_mode, noise_seeds=seed_list)  # type: ignore[arg-type]
+        ws = seed_lists.seeds_to_ws(G, seed_list, psi)  # z as NVIDIA's generate.py draws it
+        frames = render_frames(G, ws, RENDER_BATCH, noise_mode=noise_mode, noise_seeds=seed_list)
         images = [frame_to_pil(f) for f in frames]
         run_dir = self.ws.new_run_dir("generate")
         grid = image_grid(images) if len(images) > 1 else images[0]
@@ -349,13 +317,12 @@ class EditTab:
             save_image(im, run_dir / f"seed{s:04d}.png")
             if add_latents:
                 meta = {
-                    **{k: v for k, v in gen_meta.items() if k not in _REGISTRY_ONLY},
+                    **info.record(G.architecture),
                     "space": "w+",
                     "seed": s,
                     "truncation_psi": psi,
                     "noise_mode": noise_mode,
                     "version": __version__,
-                    "made_with": "image2stylegan serve (generate)",
                 }
                 path = save_latent(run_dir / f"seed{s:04d}.npz", w, meta)
                 files.append(str(path))

@@ -1,36 +1,33 @@
 """The Embed tab: Algorithm 1 on uploaded images, streamed to the browser while it runs.
 
-The optimisation is `Embedder.iterate`, the same step loop the CLI drives (embed/embedder.py).
-`EmbedTab.run` is a generator callback: gradio sends each value it yields to the browser, so
-every `preview_every` steps the page shows the current reconstructions beside their targets, the
-step / loss / speed line and the loss curve. The Stop button sets this session's stop flag; the
-loop ends after the step in progress and the latents reached so far are saved (their metadata
-records `stopped_early`). Results go to `<workdir>/embed-NNNN/`: `<name>.npz` (a latent file,
-SPEC section 4, the same format and metadata as the CLI's `latent.npz`), `<name>_target.png` (the
-exact image the loss saw) and `<name>_reconstruction.png`.
+The embedding is the embed runner the CLI runs (`EmbedPipeline.iterate`, embed/runner.py): the
+same targets, batches and per-image records. `EmbedTab.run` is a generator callback: gradio sends
+each value it yields to the browser, so every `preview_every` steps the page shows the current
+reconstructions beside their targets, the step / loss / speed line and the loss curve. The Stop
+button sets this session's stop flag, which the runner polls at every report: the batch in
+progress is finished from the latents reached so far and saved (their metadata records
+`stopped_early`). Results go to `<workdir>/embed-NNNN/` in the runner's flat layout:
+`<name>.npz` (a latent file, SPEC section 4, with the metadata the CLI writes for the same
+settings), `<name>_target.png` (the exact image the loss saw), `<name>_reconstruction.png` and
+`<name>_losses.csv`.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import torch
 from PIL import Image
 
-from .. import __version__
-from ..align import AlignDependencyError
-from ..embed import PRESETS, EmbedConfig, build_embedder
-from ..embed.runner import plan_jobs
-from ..embed.targets import target_frame
-from ..errors import I2SError
-from ..fileio import sha256_file
-from ..image import image_grid, pil_to_tensor, save_image, tensor_to_pil
-from ..latents import save_latent
+from ..embed import PRESETS, EmbedConfig, RunOptions, embed_config
+from ..embed.embedder import StepReport
+from ..embed.generators import default_align
+from ..embed.options import parse_perceptual_size as parse_size
+from ..embed.pipeline import EmbedPipeline
+from ..embed.runner import BatchDone, BatchProgress, EmbedJob, JobOutcome, plan_jobs
+from ..image import image_grid, tensor_to_pil
 from .common import (
     Library,
     UserError,
@@ -39,7 +36,7 @@ from .common import (
     loss_curve,
     session_id,
     user_errors,
-    user_message,
+    user_errors_stream,
 )
 from .workspace import Workspace
 
@@ -71,18 +68,10 @@ def preset_fields(preset: str) -> dict[str, Any]:
 
 def parse_perceptual_size(value: str | int | None) -> int | None:
     """'256' -> 256, 'full' -> None (the generator's resolution); at least 16 px."""
-    text = str(value if value is not None else "256").strip().lower()
-    if text == "full":
-        return None
     try:
-        size = int(float(text))
-    except ValueError:
-        raise UserError(
-            f"perceptual size {value!r}: give a side length in pixels or 'full'"
-        ) from None
-    if size < 16:
-        raise UserError(f"perceptual size {size}: at least 16 px")
-    return size
+        return parse_size(value)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def _mmss(seconds: float) -> str:
@@ -99,18 +88,13 @@ class EmbedTab:
     # --- small callbacks ---------------------------------------------------------------------
 
     def default_align(self, generator: str) -> bool:
-        """--align's default: on for the registry's face generators (ffhq-*), else off."""
-        from ..checkpoints.registry import get_entry, is_registry_name
+        """--align's default, as the CLI has it: on for the registry's face generators."""
+        return default_align(generator)
 
-        name = (generator or "").strip()
-        if is_registry_name(name) and not Path(name).exists():
-            return bool(get_entry(name).default_align)
-        return name.startswith("ffhq")
-
-    def on_generator_change(self, generator: str):
+    def on_generator_change(self, generator: str) -> Any:
         return gr.update(value=self.default_align(generator))
 
-    def on_preset_change(self, preset: str):
+    def on_preset_change(self, preset: str) -> tuple[Any, ...]:
         """Set steps, space, init, lr, loss, perceptual size and noise to the preset's values."""
         f = preset_fields(preset)
         return (
@@ -143,24 +127,24 @@ class EmbedTab:
         perceptual_size: str,
         noise: str,
     ) -> EmbedConfig:
-        """The preset with the form's values applied (as the CLI applies its options)."""
-        if preset not in PRESETS:
-            raise UserError(f"unknown preset {preset!r}: choose {' or '.join(PRESETS)}")
+        """The preset with the form's values applied (`embed_config`, as the CLI applies its
+        options)."""
         try:
-            return PRESETS[preset].replace(
+            return embed_config(
+                preset,
                 steps=int(steps),
                 space=space,
                 init=init,
                 seed=int(seed),
                 lr=float(lr),
                 loss=loss,
-                perceptual_size=parse_perceptual_size(perceptual_size),
+                perceptual_size=parse_size(perceptual_size),
                 noise=noise,
             )
         except (TypeError, ValueError) as e:
             raise UserError(str(e)) from None
 
-    @user_errors
+    @user_errors_stream
     def run(
         self,
         images: Any,  # gr.File(file_count="multiple") value: the uploaded image files
@@ -180,7 +164,7 @@ class EmbedTab:
         batch_size: float,
         library: Library | None,
         request: gr.Request | None = None,
-    ) -> Iterator[tuple]:
+    ) -> Iterator[tuple[Any, ...]]:
         """Embed every uploaded image; yields (progress image, status, loss curve, results
         gallery, latent files, library) tuples, the last one with the results."""
         paths = file_paths(images)
@@ -189,137 +173,109 @@ class EmbedTab:
         config = self.config(preset, steps, space, init, seed, lr, loss, perceptual_size, noise)
         vgg = (vgg or "vgg16-caffe").strip()
         preview_every = max(1, int(preview_every))
-        batch_size = max(1, int(batch_size))
+        try:
+            options = RunOptions(
+                generator=(generator or "").strip(),
+                preset=preset,
+                config=config,
+                vgg=vgg,
+                device=self.ws.device,
+                batch_size=max(1, int(batch_size)),
+                align=bool(align),
+                report_every=preview_every,
+            )
+        except ValueError as e:
+            raise UserError(str(e)) from None
         keep = gr.update()  # "leave this output as it is"
         session = session_id(request)
         stop = self.ws.start_run(session)  # Stop works from here on, also while loading
         try:
             yield None, f"Loading generator `{generator}` …", None, keep, keep, keep
-            G, gen_meta = self.ws.generator(generator)
-            content_size = gen_meta.get("content_size")
-            uses_vgg = "perceptual" in config.loss_terms
-            if uses_vgg:
+            G, info = self.ws.generator(options.generator)
+            vgg_module = None
+            if "perceptual" in config.loss_terms:
                 yield None, f"Loading VGG-16 `{vgg}` …", None, keep, keep, keep
-            embedder = build_embedder(
-                G, config, vgg=self.ws.vgg(vgg) if uses_vgg else vgg, content_size=content_size
-            )
+                vgg_module = self.ws.vgg(vgg)
+            pipeline = EmbedPipeline(options, G, info, vgg_module=vgg_module)
+            embedder = pipeline.embedder()
             run_dir = self.ws.new_run_dir("embed")
-            prepared, notes = self._prepare(paths, run_dir, G, align, content_size)
-            if stop.is_set():
-                yield None, "Stopped before the optimisation started.", None, keep, keep, keep
-                return
-            yield from self._optimise(
-                embedder, prepared, notes, run_dir, config, gen_meta, preset, vgg, align,
-                preview_every, batch_size, library, stop,
-            )  # fmt: skip
+            jobs = plan_jobs(paths, run_dir, layout="flat")  # names: stems, de-duplicated
+            yield from self._stream(pipeline.iterate(jobs, embedder, stop=stop.is_set), jobs,
+                                    run_dir.name, str(run_dir), steps=config.steps,
+                                    preview_every=preview_every, library=library)  # fmt: skip
         finally:
             self.ws.end_run(session, stop)
 
-    @staticmethod
-    def _prepare(
-        paths: list[Path],
-        run_dir: Path,
-        G,
-        align: bool,
-        content_size: tuple[int, int] | None,
-    ) -> tuple[list[tuple[Any, Image.Image, str]], list[str]]:
-        """Decode (+ FFHQ-align) + fit every image to G's frame, as the CLI does.
-
-        Returns ([(job, frame, image sha256), ...], notes); an unusable image becomes a note.
-        """
-        jobs = plan_jobs(paths, run_dir)  # names: file stems, de-duplicated (photo, photo-2)
-        prepared, notes = [], []
-        for job in jobs:
-            try:
-                with warnings.catch_warnings(record=True) as caught:  # alignment's warnings
-                    warnings.simplefilter("always")
-                    frame = target_frame(
-                        job.source,
-                        G.img_resolution,
-                        align=align,
-                        content_size=content_size,
-                        name=job.source.name,
-                    )
-                notes += [f"{job.source.name}: {w.message}" for w in caught]
-            except AlignDependencyError:
-                raise  # no image can be aligned: say so once
-            except I2SError as e:
-                notes.append(f"skipped: {user_message(e)}")
-                continue
-            prepared.append((job, frame, sha256_file(job.source)))
-        if not prepared:
-            raise UserError("no image could be used: " + "; ".join(notes))
-        return prepared, notes
-
-    def _optimise(
+    def _stream(
         self,
-        embedder,
-        prepared: list,
-        notes: list[str],
-        run_dir: Path,
-        config: EmbedConfig,
-        gen_meta: dict[str, Any],
-        preset: str,
-        vgg: str,
-        align: bool,
+        events: Iterator[Any],
+        jobs: list[EmbedJob],
+        run_name: str,
+        run_dir: str,
+        *,
+        steps: int,
         preview_every: int,
-        batch_size: int,
         library: Library | None,
-        stop,
-    ) -> Iterator[tuple]:
+    ) -> Iterator[tuple[Any, ...]]:
+        """Turn the runner's events into the tab's outputs."""
         keep = gr.update()
-        steps = config.steps
-        batches = [prepared[k : k + batch_size] for k in range(0, len(prepared), batch_size)]
-        gallery: list[tuple[Any, str]] = []
+        gallery: list[tuple[Image.Image, str]] = []
         latent_files: list[str] = []
         new_entries: list[tuple[str, str]] = []
         summary: list[str] = []
-        progress = curve = None
+        notes: list[str] = []
+        failures: list[str] = []
+        progress: Image.Image | None = None
+        curve: Image.Image | None = None
         stopped_at: int | None = None
-        for b, batch in enumerate(batches, 1):
-            names = [job.name for job, _, _ in batch]
-            frames = [frame for _, frame, _ in batch]
-            targets = torch.cat([pil_to_tensor(f) for f in frames])  # [N, 3, H, W] in [-1, 1]
-            label = f"batch {b}/{len(batches)}: " if len(batches) > 1 else ""
-            totals: list[torch.Tensor] = []  # per step: [N] total loss, left on the device
-            last = None
-            t0 = time.perf_counter()
-            iterator = embedder.iterate(targets, report_every=1)
-            try:
-                for report in iterator:
-                    last = report
-                    if report.images.numel():
-                        totals.append(report.losses[:, 0])
-                    if stop.is_set():
-                        stopped_at = report.step
-                        break
-                    if report.step % preview_every == 0 and report.step < steps:
-                        progress = _side_by_side(frames, report.images)
-                        curve = _curve(totals, names)
-                        status = _status_line(label, names, report, time.perf_counter() - t0)
-                        yield progress, status, curve, keep, keep, keep
-            finally:
-                iterator.close()
-            assert last is not None
-            result = embedder.finish(targets, last.state())
-            progress = _side_by_side(frames, result.images)
-            curve = _curve_from_history(result.history, names)
-            for i, (job, frame, image_sha) in enumerate(batch):
-                path = self._save(
-                    run_dir, job, frame, image_sha, result, i, embedder, config, gen_meta,
-                    preset, vgg, align, stopped=stopped_at is not None,
-                )  # fmt: skip
-                total = float(result.losses["total"][i])
-                gallery.append((tensor_to_pil(result.images[i]), f"{job.name}: loss {total:.4g}"))
-                latent_files.append(str(path))
-                new_entries.append((f"{job.name} · {run_dir.name}", str(path)))
-                summary.append(f"- **{job.name}**: total loss {total:.4g} after "
-                               f"{int(result.history.shape[0])} steps")  # fmt: skip
-            if stopped_at is not None:
-                skipped = sum(len(x) for x in batches[b:])
-                if skipped:
-                    notes.append(f"{skipped} image(s) not embedded (stopped)")
-                break
+        not_embedded = 0
+        batches_done = 0
+        totals: list[tuple[int, torch.Tensor]] = []  # (step, [N] total loss) on the device
+        current = 0  # the batch `totals` belong to
+        for event in events:
+            if isinstance(event, BatchProgress):
+                report = event.report
+                if event.batch != current:
+                    current, totals = event.batch, []
+                if report.images.numel():
+                    totals.append((report.step, report.losses[:, 0]))
+                if report.step % preview_every == 0 and report.step < steps:
+                    names = [job.name for job in event.jobs]
+                    frames = [_frame(job) for job in event.jobs]
+                    label = f"batch {event.batch}/{event.batches}: " if event.batches > 1 else ""
+                    progress = _side_by_side(frames, report.images)
+                    curve = _curve(totals, names)
+                    yield progress, _status_line(label, names, report), curve, keep, keep, keep
+            elif isinstance(event, BatchDone):
+                batches_done += 1
+                result, names = event.result, [job.name for job in event.jobs]
+                progress = _side_by_side([_frame(job) for job in event.jobs], result.images)
+                curve = _curve_from_history(result.history, names)
+                if event.stopped:
+                    stopped_at = int(result.history.shape[0])
+                for i, name in enumerate(names):
+                    total = float(result.losses["total"][i])
+                    gallery.append((tensor_to_pil(result.images[i]), f"{name}: loss {total:.4g}"))
+                    summary.append(f"- **{name}**: total loss {total:.4g} after "
+                                   f"{int(result.history.shape[0])} steps")  # fmt: skip
+            elif isinstance(event, JobOutcome):
+                notes += event.warnings
+                if event.status == "done" and event.latent:
+                    latent_files.append(event.latent)
+                    name = event.job.name if event.job else event.latent
+                    new_entries.append((f"{name} · {run_name}", event.latent))
+                elif event.status == "failed":
+                    failures.append(f"skipped: {_first_line(event.error)}")
+                elif event.status == "stopped":
+                    not_embedded += 1
+        notes = failures + notes
+        if not batches_done:
+            if not_embedded:
+                yield None, "Stopped before the optimisation started.", None, keep, keep, keep
+                return
+            raise UserError("no image could be used: " + "; ".join(failures or notes))
+        if not_embedded:
+            notes.append(f"{not_embedded} image(s) not embedded (stopped)")
         head = (
             f"**Stopped at step {stopped_at}/{steps}**; the latents reached so far are saved."
             if stopped_at is not None
@@ -331,65 +287,19 @@ class EmbedTab:
         library = add_to_library(library, new_entries)
         yield progress, "\n".join(lines), curve, gallery, latent_files, library
 
-    def _save(
-        self,
-        run_dir: Path,
-        job,
-        frame,
-        image_sha256: str,
-        result,
-        i: int,
-        embedder,
-        config: EmbedConfig,
-        gen_meta: dict[str, Any],
-        preset: str,
-        vgg: str,
-        align: bool,
-        stopped: bool,
-    ) -> Path:
-        """Write `<name>.npz` (metadata as the CLI writes it), target and reconstruction PNGs."""
-        ws = result.ws[i : i + 1]  # [1, num_ws, w_dim]
-        w_avg = embedder.w_avg.detach().cpu()
-        meta = {
-            **{k: v for k, v in gen_meta.items() if k not in ("content_size", "default_align")},
-            "preset": preset,
-            "vgg": vgg,
-            "device": self.ws.device,
-            "precision": config.precision,
-            "space": config.space,
-            "init": config.init,
-            "steps": int(result.history.shape[0]),
-            "stopped_early": stopped,
-            "lr": config.lr,
-            "loss": config.loss,
-            "layers": list(config.layers),
-            "layer_weights": list(config.layer_weights) if config.layer_weights else None,
-            "mse_weight": config.mse_weight,
-            "perceptual_size": config.perceptual_size,
-            "noise": config.noise,
-            "seed": config.seed,
-            "config": config.to_dict(),
-            "final_loss": {k: float(v[i]) for k, v in result.losses.items()},
-            "w_dist_to_mean": float((ws[0] - w_avg).norm()),
-            "image": job.source.name,
-            "image_sha256": image_sha256,
-            "fit": "crop",
-            "aligned": bool(align),
-            "version": __version__,
-            "elapsed_s": round(float(result.elapsed), 3),
-            "made_with": "image2stylegan serve",
-        }
-        extras = {}
-        if result.z is not None:
-            extras["z"] = result.z[i : i + 1]
-        if result.w_single is not None:
-            extras["w_single"] = result.w_single[i : i + 1]
-        save_image(frame, run_dir / f"{job.name}_target.png")
-        save_image(tensor_to_pil(result.images[i]), run_dir / f"{job.name}_reconstruction.png")
-        return save_latent(run_dir / f"{job.name}.npz", ws, meta, **extras)
+
+def _first_line(text: str | None) -> str:
+    return (text or "failed").strip().splitlines()[0]
 
 
-def _side_by_side(frames: list, images: torch.Tensor):
+def _frame(job: EmbedJob) -> Image.Image:
+    """The target the loss sees, as the runner prepared it."""
+    if job.target is None:
+        raise UserError(f"{job.source.name}: not prepared")
+    return tensor_to_pil(job.target[0]).convert("RGB")
+
+
+def _side_by_side(frames: list[Image.Image], images: torch.Tensor) -> Image.Image:
     """Rows of [target | current reconstruction], one row per image of the batch, each tile shown
     at 256-512 px (small generators enlarged with NEAREST, large ones reduced: this is a preview;
     the results are full size)."""
@@ -410,23 +320,24 @@ def _preview_size(im: Image.Image, low: int = 256, high: int = 512) -> Image.Ima
     return im
 
 
-def _curve(totals: list[torch.Tensor], names: list[str]):
+def _curve(totals: list[tuple[int, torch.Tensor]], names: list[str]) -> Image.Image | None:
     if not totals:
         return None
-    y = torch.stack(totals).float().cpu()  # [T, N]: the one host sync per preview
-    return loss_curve(torch.arange(1, y.shape[0] + 1), y, names)
+    steps = torch.tensor([step for step, _ in totals])
+    y = torch.stack([t for _, t in totals]).float().cpu()  # [T, N]: the one host sync per preview
+    return loss_curve(steps, y, names)
 
 
-def _curve_from_history(history: torch.Tensor, names: list[str]):
+def _curve_from_history(history: torch.Tensor, names: list[str]) -> Image.Image | None:
     if history.shape[0] == 0:
         return None
     y = history[..., 0].reshape(history.shape[0], -1)  # [steps, N] total
     return loss_curve(torch.arange(1, y.shape[0] + 1), y, names)
 
 
-def _status_line(label: str, names: list[str], report, elapsed: float) -> str:
+def _status_line(label: str, names: list[str], report: StepReport) -> str:
     losses = report.losses.float().cpu()  # [N, 3] (total, perceptual, mse)
-    rate = report.step / elapsed if elapsed > 0 else 0.0
+    rate = report.step / report.elapsed if report.elapsed > 0 else 0.0
     eta = (report.steps - report.step) / rate if rate > 0 else 0.0
     speed = f"{rate:.1f} steps/s" if rate >= 1 or rate == 0 else f"{1 / rate:.1f} s/step"
     parts = [f"{label}step **{report.step}/{report.steps}** · {speed} · ETA {_mmss(eta)}", ""]

@@ -17,12 +17,11 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from ..devices import resolve_device
+from ..embed.generators import GeneratorInfo
 from ..models.base import Generator
+from ..models.vgg16 import VGG16Features
 
 __all__ = ["Workspace", "resolve_device"]
 
@@ -44,8 +43,8 @@ class Workspace:
         self.workdir = Path(workdir).absolute()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.default_generator = default_generator
-        self._generators: dict[tuple[str, str], tuple[Generator, dict[str, Any]]] = {}
-        self._vggs: dict[tuple[str, str], torch.nn.Module] = {}
+        self._generators: dict[tuple[str, str], tuple[Generator, GeneratorInfo]] = {}
+        self._vggs: dict[tuple[str, str], VGG16Features] = {}
         self._key_locks: dict[tuple[str, ...], threading.Lock] = {}
         self._lock = threading.Lock()
         self._stops: dict[str, threading.Event] = {}
@@ -63,13 +62,10 @@ class Workspace:
         p = Path(source)
         return str(p.resolve()) if p.exists() else source
 
-    def generator(self, source: str) -> tuple[Generator, dict[str, Any]]:
-        """(G, metadata) for a registry name, checkpoint file or `random:` source; loaded once.
-
-        The metadata is `generator_metadata`'s (name, sha256, architecture, and for registry
-        names `content_size` and `default_align`); callers must not modify it.
-        """
-        from ..embed import generator_metadata
+    def generator(self, source: str) -> tuple[Generator, GeneratorInfo]:
+        """(G, its description) for a registry name, checkpoint file or `random:` source;
+        loaded once (`embed.generators.open_generator`)."""
+        from ..embed.generators import open_generator
 
         source = (source or "").strip()
         if not source:
@@ -81,10 +77,10 @@ class Workspace:
         with self._key_lock(("G", *key)):
             if key not in self._generators:
                 log.info("loading generator %s on %s", source, self.device)
-                self._generators[key] = generator_metadata(source, device=self.device)
+                self._generators[key] = open_generator(source, device=self.device)
             return self._generators[key]
 
-    def vgg(self, source: str) -> torch.nn.Module:
+    def vgg(self, source: str) -> VGG16Features:
         """VGG-16 features of the perceptual loss (registry name, file, "random"); loaded once."""
         from ..checkpoints.vgg_weights import load_vgg16
 

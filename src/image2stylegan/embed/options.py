@@ -1,0 +1,169 @@
+"""How an embedding run is set up: one typed `RunOptions`, parsed and checked before anything loads.
+
+`image2stylegan embed` and `experiment` (their options), the web UI (its form) and library users
+build the same frozen object; `embed.pipeline.load_pipeline` then loads what it names. The
+settings of Algorithm 1 itself live in `EmbedConfig` (config.py): `embed_config` applies the
+given ones on top of a preset, as every front end does. The `parse_*` helpers read the text
+forms the front ends accept and raise `ValueError` with a message that names no front end's
+option, so each one turns it into its own kind of error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+import torch
+
+from ..image import FitMode
+from ..latents import load_latent
+from .config import PRESETS, EmbedConfig
+
+__all__ = [
+    "CONFIG_SETTINGS",
+    "RunOptions",
+    "embed_config",
+    "parse_content_size",
+    "parse_init",
+    "parse_layer_weights",
+    "parse_layers",
+    "parse_perceptual_size",
+    "read_init_latent",
+]
+
+# EmbedConfig fields the front ends set directly (CLI options / form fields of the same names)
+CONFIG_SETTINGS = (
+    "steps",
+    "space",
+    "init",
+    "lr",
+    "loss",
+    "layers",
+    "layer_weights",
+    "mse_weight",
+    "lpips_weight",
+    "perceptual_size",
+    "noise",
+    "seed",
+    "precision",
+    "compile",
+)
+FIT_MODES: tuple[str, ...] = get_args(FitMode)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything an embedding run is told besides its input images and output folder."""
+
+    generator: str = "ffhq-1024"  # registry name, checkpoint file or random:ARCH-RES[@SEED]
+    preset: str = "paper"  # the preset `config` started from (recorded in the metadata)
+    config: EmbedConfig = field(default_factory=EmbedConfig)  # Algorithm 1's settings
+    vgg: str = "vgg16-caffe"  # VGG-16 weights: registry name, file or "random"
+    init_file: Path | None = None  # latent file to start from; set exactly when config.init="file"
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    batch_size: int = 1  # images optimised together (results do not depend on it)
+    align: bool | None = None  # FFHQ face alignment first; None = the generator's default
+    fit: FitMode = "crop"  # how a non-square image becomes the generator's frame
+    content_size: tuple[int, int] | None = None  # valid region (w, h); None = the generator's
+    video: bool = False  # also write progress.mp4 per image
+    video_every: int = 25  # steps between its frames
+    checkpoint_every: int = 250  # steps between resume checkpoints
+    report_every: int = 25  # steps between progress reports (the only host syncs)
+    overwrite: bool = False  # redo finished images, ignore checkpoints
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}: choose {' or '.join(PRESETS)}")
+        for name in ("batch_size", "video_every", "checkpoint_every", "report_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.fit not in FIT_MODES:
+            raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, got {self.fit!r}")
+        if (self.config.init == "file") != (self.init_file is not None):
+            raise ValueError("init 'file' and init_file go together (give the latent file)")
+        if self.content_size is not None and min(self.content_size) < 1:
+            raise ValueError(f"content size must be positive, got {self.content_size}")
+
+    def replace(self, **changes: Any) -> RunOptions:
+        return dataclasses.replace(self, **changes)
+
+
+def embed_config(preset: str = "paper", **settings: Any) -> EmbedConfig:
+    """The preset's `EmbedConfig` with `settings` (fields of CONFIG_SETTINGS) applied on top.
+
+    Raises `ValueError` for an unknown preset or setting and for invalid values.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: choose {' or '.join(PRESETS)}")
+    unknown = sorted(set(settings) - set(CONFIG_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown embed settings: {', '.join(unknown)}")
+    try:
+        return PRESETS[preset].replace(**settings)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+
+
+def parse_perceptual_size(value: str | int | None) -> int | None:
+    """'256' -> 256, 'full' -> None (the generator's resolution); at least 16 px."""
+    text = str(value if value is not None else "256").strip().lower()
+    if text == "full":
+        return None
+    try:
+        size = int(float(text))
+    except ValueError:
+        raise ValueError(
+            f"perceptual size {value!r}: give a side length in pixels or 'full'"
+        ) from None
+    if size < 16:
+        raise ValueError(f"perceptual size {size}: at least 16 px, or 'full'")
+    return size
+
+
+def parse_content_size(value: str) -> tuple[int, int]:
+    """'512x384' -> (512, 384): the valid region (width, height) of a non-square generator."""
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"content size {value!r}: expected WIDTHxHEIGHT, e.g. 512x384") from None
+    if w < 1 or h < 1:
+        raise ValueError(f"content size {value!r}: both sides must be positive")
+    return w, h
+
+
+def parse_layers(value: str) -> tuple[str, ...]:
+    """'conv1_1, conv3_2' -> ('conv1_1', 'conv3_2')."""
+    layers = tuple(s.strip() for s in value.split(",") if s.strip())
+    if not layers:
+        raise ValueError(f"layers {value!r}: give VGG-16 layer names separated by commas")
+    return layers
+
+
+def parse_layer_weights(value: str) -> tuple[float, ...]:
+    """'1,0.5' -> (1.0, 0.5): one weight lambda_j per perceptual layer."""
+    try:
+        return tuple(float(s) for s in value.split(","))
+    except ValueError:
+        raise ValueError(f"layer weights {value!r}: comma separated numbers expected") from None
+
+
+def parse_init(value: str) -> tuple[str, Path | None]:
+    """'mean' / 'random' -> (that, None); anything else is a latent file -> ('file', path)."""
+    if value in ("mean", "random"):
+        return value, None
+    return "file", Path(value)
+
+
+def read_init_latent(path: Path, space: str) -> torch.Tensor:
+    """The start code a latent file holds for `space`: its W+ code `w`, or `z` for space z.
+
+    Raises `LatentError` for unreadable files and `ValueError` when a Z start has no `z` array.
+    """
+    latent = load_latent(path)
+    if space != "z":
+        return latent.w
+    if "z" not in latent.extras:
+        raise ValueError(f"{path}: has no 'z' array to start a Z-space embedding from")
+    return latent.extras["z"]

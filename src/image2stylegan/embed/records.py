@@ -1,0 +1,214 @@
+"""The record of one embedded image: where its files go and what its latent file says.
+
+`latent_metadata` is the one place the metadata of a latent file (SPEC section 4) is assembled,
+and `write_record` the one place the files are written; the CLI, the web UI and the experiments
+all get them through the embed runner, so the same settings give the same record.
+
+Layouts (`OutputPaths`):
+- `folder` (SPEC section 4; the CLI and the experiments): `OUT/<stem>/latent.npz`, `target.png`,
+  `reconstruction.png`, `losses.csv`, optional `progress.mp4`; while running a hidden
+  `.checkpoint.pt` and `.progress/` (video frames).
+- `flat` (the web UI's run folders): `<name>.npz`, `<name>_target.png`,
+  `<name>_reconstruction.png`, `<name>_losses.csv`, `<name>_progress.mp4`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .._version import __version__
+from ..fileio import atomic_write_text
+from ..image import save_image, tensor_to_pil
+from ..latents import save_latent
+from .config import EmbedConfig
+from .embedder import EmbedResult
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "PROGRESS_DIR",
+    "Layout",
+    "OutputPaths",
+    "latent_metadata",
+    "run_record",
+    "write_losses_csv",
+    "write_record",
+]
+
+CHECKPOINT_NAME = ".checkpoint.pt"
+PROGRESS_DIR = ".progress"
+Layout = Literal["folder", "flat"]
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where the files of one embedded image go."""
+
+    latent: Path  # the latent file; written last, so its presence marks the image done
+    target: Path  # the exact frame the loss saw
+    reconstruction: Path  # G(w*)
+    losses: Path  # losses.csv: step, total, perceptual, mse, elapsed_s
+    video: Path  # progress.mp4 (with --video)
+    checkpoint: Path  # resume state while the image is unfinished
+    frames: Path  # folder of the video's frames while running
+
+    @classmethod
+    def folder(cls, out_dir: Path) -> OutputPaths:
+        """SPEC section 4: one folder per image."""
+        out_dir = Path(out_dir)
+        return cls(
+            latent=out_dir / "latent.npz",
+            target=out_dir / "target.png",
+            reconstruction=out_dir / "reconstruction.png",
+            losses=out_dir / "losses.csv",
+            video=out_dir / "progress.mp4",
+            checkpoint=out_dir / CHECKPOINT_NAME,
+            frames=out_dir / PROGRESS_DIR,
+        )
+
+    @classmethod
+    def flat(cls, folder: Path, name: str) -> OutputPaths:
+        """Files named by the image beside each other (the web UI's run folders)."""
+        folder = Path(folder)
+        return cls(
+            latent=folder / f"{name}.npz",
+            target=folder / f"{name}_target.png",
+            reconstruction=folder / f"{name}_reconstruction.png",
+            losses=folder / f"{name}_losses.csv",
+            video=folder / f"{name}_progress.mp4",
+            checkpoint=folder / f".{name}{CHECKPOINT_NAME}",
+            frames=folder / f".{name}{PROGRESS_DIR}",
+        )
+
+    @classmethod
+    def of(cls, layout: Layout, folder: Path, name: str) -> OutputPaths:
+        return cls.folder(folder / name) if layout == "folder" else cls.flat(folder, name)
+
+
+def run_record(
+    generator: Mapping[str, Any],  # GeneratorInfo.record(...): generator, sha256, architecture
+    *,
+    preset: str,
+    vgg: str,
+    device: str,
+) -> dict[str, Any]:
+    """What every latent file of one run records besides its own image and result."""
+    return {**generator, "preset": preset, "vgg": vgg, "device": str(device)}
+
+
+def latent_metadata(
+    record: Mapping[str, Any],  # run_record(...), plus any variant notes of an experiment
+    config: EmbedConfig,  # the settings the image was embedded with
+    result: EmbedResult,  # one image's result (batch of 1)
+    w_avg: torch.Tensor,  # [w_dim] the w̄ the embedding started from / is measured to
+    *,
+    image: str,  # the input file's name
+    image_sha256: str,
+    fit: str,
+    aligned: bool,
+    init_file: str | None = None,  # the latent file it started from (config.init == "file")
+    stopped_early: bool = False,  # the optimisation was stopped before config.steps
+    metrics: Mapping[str, float] | None = None,  # extra measurements of the result
+) -> dict[str, Any]:
+    """The JSON metadata of a latent file (SPEC section 4)."""
+    ws = result.ws  # [1, num_ws, w_dim]
+    meta: dict[str, Any] = {
+        **record,
+        "precision": config.precision,
+        "space": config.space,
+        "init": init_file if config.init == "file" and init_file else config.init,
+        "steps": int(result.history.shape[0]),
+        "stopped_early": bool(stopped_early),
+        "lr": config.lr,
+        "loss": config.loss,
+        "layers": list(config.layers),
+        "layer_weights": list(config.layer_weights) if config.layer_weights else None,
+        "mse_weight": config.mse_weight,
+        "perceptual_size": config.perceptual_size,
+        "noise": config.noise,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "final_loss": {k: float(v.reshape(-1)[0]) for k, v in result.losses.items()},
+        "w_dist_to_mean": float((ws[0] - w_avg.detach().cpu()).norm()),
+        "image": image,
+        "image_sha256": image_sha256,
+        "fit": fit,
+        "aligned": bool(aligned),
+        "version": __version__,
+        "elapsed_s": round(float(result.elapsed), 3),
+    }
+    if config.init == "file" and init_file:
+        meta["init_file"] = init_file
+    if metrics:
+        meta["metrics"] = {k: float(v) for k, v in metrics.items()}
+    return meta
+
+
+def write_record(
+    paths: OutputPaths,
+    result: EmbedResult,  # one image's result (batch of 1)
+    metadata: Mapping[str, Any],  # latent_metadata(...)
+    clock: Sequence[tuple[int, float]] = (),  # (step, elapsed s) samples for losses.csv
+    video: bool = False,  # turn the collected frames into progress.mp4
+) -> Path:
+    """Write reconstruction.png, losses.csv, progress.mp4 and last latent.npz (which marks the
+    image done); then drop the resume checkpoint. Returns the latent file's path."""
+    extras: dict[str, torch.Tensor] = {}
+    if result.z is not None:
+        extras["z"] = result.z
+    if result.w_single is not None:
+        extras["w_single"] = result.w_single
+    save_image(tensor_to_pil(result.images[0]), paths.reconstruction)
+    write_losses_csv(paths.losses, result.history, clock)
+    if video:
+        _write_progress_video(paths)
+    save_latent(paths.latent, result.ws, dict(metadata), **extras)
+    paths.checkpoint.unlink(missing_ok=True)
+    return paths.latent
+
+
+def write_losses_csv(
+    path: Path,
+    history: torch.Tensor,  # [steps, 3] (total, perceptual, mse) of one image
+    clock: Sequence[tuple[int, float]] = (),
+) -> None:
+    """losses.csv; elapsed is sampled at report points and interpolated linearly between."""
+    rows = history.reshape(-1, 3).numpy()
+    steps = np.arange(1, rows.shape[0] + 1)
+    samples = sorted(set(clock))
+    if samples:
+        cs, ct = zip(*samples, strict=True)
+        elapsed = np.interp(steps, [0, *cs], [0.0, *ct])
+    else:
+        elapsed = np.zeros(steps.shape, dtype=float)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["step", "total", "perceptual", "mse", "elapsed_s"])
+    for k in range(rows.shape[0]):
+        total, perc, mse = rows[k]
+        writer.writerow(
+            [int(steps[k]), f"{total:.6g}", f"{perc:.6g}", f"{mse:.6g}", f"{elapsed[k]:.3f}"]
+        )
+    atomic_write_text(path, out.getvalue())
+
+
+def _write_progress_video(paths: OutputPaths) -> None:
+    frames = sorted(paths.frames.glob("frame_*.png"))
+    if frames:
+        from PIL import Image
+
+        from ..video import open_frame_writer
+
+        with open_frame_writer(paths.video, fps=10) as writer:
+            for f in frames:
+                with Image.open(f) as im:
+                    writer.append(np.asarray(im.convert("RGB")))
+    shutil.rmtree(paths.frames, ignore_errors=True)
