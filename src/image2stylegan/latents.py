@@ -16,7 +16,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -176,7 +176,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise LatentError(f"{path}: damaged or unsupported .npz archive ({e})") from None
 
 
-def _read_npy(f: BinaryIO, path: Path, name: str, budget: int = MAX_TOTAL_BYTES) -> np.ndarray:
+def _read_npy(f: IO[bytes], path: Path, name: str, budget: int = MAX_TOTAL_BYTES) -> np.ndarray:
     """One `.npy` stream: header first (shape, dtype, size checked), then exactly its data."""
     try:
         with warnings.catch_warnings():
@@ -213,8 +213,8 @@ def _read_npy(f: BinaryIO, path: Path, name: str, budget: int = MAX_TOTAL_BYTES)
     data = f.read(nbytes)
     if len(data) != nbytes:
         raise LatentError(f"{path}: array '{name}' ends early (truncated file?)")
-    order = "F" if fortran else "C"
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
+    flat = np.frombuffer(data, dtype=dtype)
+    return (flat.reshape(shape, order="F") if fortran else flat.reshape(shape)).copy()
 
 
 def _what_is(head: bytes) -> str:

@@ -286,7 +286,10 @@ def generator_from_ada(data: Mapping[str, Any], label: str) -> StyleGAN2Generato
     """The `G_ema` of a stylegan2-ada-pytorch / stylegan3-repo StyleGAN2 pickle dict."""
     net = data.get("G_ema")
     family = identify_network(net)
-    if family not in (NetworkFamily.STYLEGAN2_ADA, NetworkFamily.STYLEGAN2_SG3):
+    if not isinstance(net, PersistentObjectStub) or family not in (
+        NetworkFamily.STYLEGAN2_ADA,
+        NetworkFamily.STYLEGAN2_SG3,
+    ):
         reader_for(family, "G_ema", label)  # raises, naming the family
         raise CheckpointError(f"{label}: G_ema is {family.description}, not a StyleGAN2 network")
     return generator_from_persistent(net, family, label)
