@@ -1,6 +1,7 @@
 """`load_generator`: detect a checkpoint's format from its bytes and hand it to its reader.
 
 Formats (SPEC section 2): StyleGAN1 / StyleGAN2 TF pickles, stylegan2-ada-pytorch pickles,
+NVlabs/stylegan3 alias-free snapshots,
 rosinality `.pt`, lernapparat's converted StyleGAN1 state dict, our `.safetensors`. Detection
 never trusts the file name. Every failure is one `CheckpointError` line naming the file.
 """
@@ -162,6 +163,12 @@ def _from_pickle_object(obj: Any, label: str) -> Generator:
             from .stylegan1_tf import generator_from_tf
         return generator_from_tf(gs, label)
     if isinstance(obj, dict) and "G_ema" in obj:
+        from .stylegan3 import is_stylegan3_network
+
+        if is_stylegan3_network(obj["G_ema"]):  # alias-free: told apart by its Fourier input
+            from .stylegan3 import generator_from_stylegan3
+
+            return generator_from_stylegan3(obj, label)
         if not isinstance(obj["G_ema"], PersistentObjectStub):
             raise CheckpointError(f"{label}: 'G_ema' is not a stylegan2-ada-pytorch network")
         from .stylegan2_ada import generator_from_ada
