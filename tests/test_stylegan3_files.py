@@ -214,3 +214,17 @@ def test_registry_has_the_published_pickles() -> None:
             assert entry.architecture == f"stylegan3-{cfg}" and entry.resolution == res
             assert entry.sha256 is None and entry.size is None  # recorded at first download
             assert entry.default_align == (dataset != "afhqv2")
+
+
+def test_fixture_checksums_match_the_data_readme(data_dir) -> None:
+    import hashlib
+    import re
+
+    rows = re.findall(
+        r"\| `(stylegan3_\w+\.(?:pkl|npz))` \| (\d+) \| ([0-9a-f]{64}) \|",
+        (data_dir / "README.md").read_text(),
+    )
+    assert len(rows) == 6
+    for name, size, digest in rows:
+        data = (data_dir / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (int(size), digest), name

@@ -566,8 +566,11 @@ def filtered_lrelu(
         raise ValueError("the up-filter must be 1-D (separable)")
     if fd is not None and fd.ndim == 2 and fd.shape[0] != fd.shape[1]:
         raise ValueError("a 2-D down-filter must be square")
-    g = _Geometry(up, down, tuple(int(p) for p in padding), float(gain), float(slope),  # type: ignore[arg-type]
-                  None if clamp is None else float(clamp))  # fmt: skip
+    px0, px1, py0, py1 = (int(p) for p in padding)
+    g = _Geometry(
+        up, down, (px0, px1, py0, py1), float(gain), float(slope),
+        None if clamp is None else float(clamp),
+    )  # fmt: skip
     if b is not None:
         b = b.to(x.dtype)
     if reference:
