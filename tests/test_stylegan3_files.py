@@ -187,14 +187,15 @@ def test_random_official_train_py_configs(random_gens) -> None:
 
 def test_random_generators_run_and_differ_by_seed(random_gens) -> None:
     a, b = random_gens["random:stylegan3-r-16"], random_gens["random:stylegan3-r-16@1"]
-    z = torch.randn(2, 512, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        img_a, img_b = a(z, 0.7), b(z, 0.7)
-    assert img_a.shape == (2, 3, 16, 16) and torch.isfinite(img_a).all()
-    assert 0.01 < float(img_a.std()) < 2 and not torch.allclose(img_a, img_b)
-    again = i2s.load_generator("random:stylegan3-r-16")
-    with torch.no_grad():
-        assert torch.equal(again(z, 0.7), img_a)
+    z = torch.randn(1, 512, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # one image: the 1024-channel official layers are slow on CPU
+        img = a(z, 0.7)
+    assert img.shape == (1, 3, 16, 16) and torch.isfinite(img).all()
+    assert 0.01 < float(img.std()) < 2
+    sa, sb = a.state_dict(), b.state_dict()
+    assert not torch.equal(sa["synthesis_network.input.freqs"], sb["synthesis_network.input.freqs"])
+    again = i2s.load_generator("random:stylegan3-r-16").state_dict()
+    assert all(torch.equal(again[k], sa[k]) for k in sa)  # the seed fixes every tensor
 
 
 # --------------------------------------------------------------------------------------------
