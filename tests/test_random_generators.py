@@ -50,7 +50,11 @@ def test_parse() -> None:
 @pytest.mark.parametrize(
     ("src", "message"),
     [
-        ("random:stylegan3-256", "unknown architecture 'stylegan3' (known: stylegan1, stylegan2)"),
+        (
+            "random:stylegan4-256",
+            "unknown architecture 'stylegan4' (known: stylegan1, stylegan2, stylegan3-t, "
+            "stylegan3-r)",
+        ),
         ("random:stylegan1-300", "resolution 300 is not a power of two between 4 and 4096"),
         ("random:stylegan1-2", "resolution 2 is not a power of two"),
         ("random:stylegan2-8192", "resolution 8192 is not a power of two between 4 and 4096"),

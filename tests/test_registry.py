@@ -76,10 +76,13 @@ def test_entry_is_well_formed(name):
     assert entry.description.strip() and "\n" not in entry.description
     assert "/" not in entry.filename and entry.filename.strip() == entry.filename
     if entry.kind == "generator":
-        assert entry.architecture in ("stylegan1", "stylegan2", "stylegan2-ada")
+        assert entry.architecture in (
+            "stylegan1", "stylegan2", "stylegan2-ada", "stylegan3-t", "stylegan3-r"
+        )  # fmt: skip
         assert entry.resolution in (256, 512, 1024)
         assert entry.domain
-        assert entry.default_align == name.startswith("ffhq-")
+        human_faces = ("ffhq-", "ffhqu-", "metfaces-", "metfacesu-")  # FFHQ-style crops
+        assert entry.default_align == name.startswith(human_faces)
     else:
         assert entry.architecture is None and not entry.default_align
 

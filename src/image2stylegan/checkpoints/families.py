@@ -72,6 +72,7 @@ _DESCRIPTIONS = {
 # returning a Generator. Families missing here are refused by name.
 READERS: dict[NetworkFamily, str] = {
     NetworkFamily.STYLEGAN2_ADA: "stylegan2_ada:generator_from_persistent",
+    NetworkFamily.STYLEGAN3: "stylegan3:generator_from_persistent",
     NetworkFamily.STYLEGAN2_SG3: "stylegan2_ada:generator_from_persistent",
 }
 

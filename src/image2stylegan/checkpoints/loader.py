@@ -1,6 +1,7 @@
 """`load_generator`: detect a checkpoint's format from its bytes and hand it to its reader.
 
 Formats (SPEC section 2): StyleGAN1 / StyleGAN2 TF pickles, stylegan2-ada-pytorch pickles,
+NVlabs/stylegan3 alias-free snapshots,
 rosinality `.pt`, lernapparat's converted StyleGAN1 state dict, our `.safetensors`. Detection
 never trusts the file name. Every failure is one `CheckpointError` line naming the file.
 """

@@ -3,7 +3,8 @@
 safetensors holds tensors only (no pickle, no code), so a native file is safe to load from any
 source. Header metadata (all strings, as safetensors requires):
   format = "image2stylegan-generator", format_version = "1",
-  architecture = "stylegan1" | "stylegan2", config = JSON of `Generator.config_dict()`,
+  architecture = "stylegan1" | "stylegan2" | "stylegan3",
+  config = JSON of `Generator.config_dict()`,
   source = where the weights came from: JSON of `source_record` (a registry name or `random:`
   source as given; for a file only its name and sha256, never its path: a file made on one
   machine should not carry that machine's folder names).
@@ -35,8 +36,10 @@ def architectures() -> dict[str, type[Generator]]:
     """architecture name -> Generator class (imported lazily: each is a separate module)."""
     from ..models.stylegan1 import StyleGAN1Generator
     from ..models.stylegan2 import StyleGAN2Generator
+    from ..models.stylegan3 import StyleGAN3Generator
 
-    return {cls.architecture: cls for cls in (StyleGAN1Generator, StyleGAN2Generator)}
+    classes = (StyleGAN1Generator, StyleGAN2Generator, StyleGAN3Generator)
+    return {cls.architecture: cls for cls in classes}
 
 
 def source_record(source: str, file: str | os.PathLike | None = None) -> dict[str, Any]:

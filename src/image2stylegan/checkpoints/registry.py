@@ -61,7 +61,8 @@ class WeightsEntry:
     sha256: str | None  # lowercase hex; None = nobody published it (never invented)
     checksum_source: str  # where size/sha256 come from, or why there are none
     description: str  # one line for `weights list`
-    architecture: str | None = None  # generators: "stylegan1" | "stylegan2" | "stylegan2-ada"
+    architecture: str | None = None  # generators: "stylegan1" | "stylegan2" | "stylegan2-ada" |
+    #   "stylegan3-t" | "stylegan3-r"
     resolution: int | None = None  # generators: output side length (img_resolution)
     domain: str | None = None  # generators: what it draws (training set)
     content_size: tuple[int, int] | None = None  # (w, h) of the valid region when not square
@@ -71,6 +72,31 @@ class WeightsEntry:
 
 _STYLEGAN1_LICENSE = "CC BY-NC 4.0 (NVIDIA)"
 _STYLEGAN2_LICENSE = "Nvidia Source Code License-NC"
+
+
+_STYLEGAN3_LICENSE = "NVIDIA Source Code License for StyleGAN3 (non-commercial)"
+_NGC_STYLEGAN3 = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files"
+_STYLEGAN3_CONFIGS = {"t": "translation equivariant", "r": "translation and rotation equivariant"}
+_STYLEGAN3_DATASETS = {  # file-name part -> (description, domain)
+    "ffhq": ("FFHQ", "faces (FFHQ)"),
+    "ffhqu": ("FFHQ-U", "faces (FFHQ-U: unaligned crops)"),
+    "metfaces": ("MetFaces", "faces in art (MetFaces)"),
+    "metfacesu": ("MetFaces-U", "faces in art (MetFaces-U: unaligned crops)"),
+    "afhqv2": ("AFHQv2", "animal faces (AFHQv2: cats, dogs, wildlife)"),
+}
+# The ten pickles NVlabs/stylegan3 README.md (c233a919a6fa) lists under the NGC address.
+_STYLEGAN3_FILES = tuple(
+    (cfg, dataset, res)
+    for cfg in ("t", "r")
+    for dataset, res in (
+        ("ffhq", 1024),
+        ("ffhqu", 1024),
+        ("ffhqu", 256),
+        ("metfaces", 1024),
+        ("metfacesu", 1024),
+        ("afhqv2", 512),
+    )
+)
 
 
 def _gdrive(file_id: str) -> str:
@@ -85,6 +111,7 @@ def _gdrive(file_id: str) -> str:
 # - StyleGAN2 config-f: NVlabs/stylegan2 pretrained_networks.py (bf0fe0baba9f: nvlabs-fi-cdn; the
 #   initial commit 7d3145d23013 had the Google Drive id; eecd09cc8a06 the older CloudFront host).
 # - stylegan2-ada-pytorch: NVlabs/stylegan2-ada-pytorch README.md (d72cc7d041b4).
+# - StyleGAN3: NVlabs/stylegan3 README.md (c233a919a6fa), the NVIDIA NGC catalogue address.
 # - VGG-16: torchvision's model URL; keras.applications.vgg16 WEIGHTS_PATH_NO_TOP and the original
 #   fchollet/deep-learning-models v0.1 release it replaced.
 # - LPIPS: richzhang/PerceptualSimilarity master, lpips/weights/v0.1/vgg.pth (identical to the copy
@@ -191,6 +218,28 @@ _ENTRIES: tuple[WeightsEntry, ...] = (
         domain="faces (FFHQ)",
         default_align=True,
         license=_STYLEGAN2_LICENSE,
+    ),
+    *(
+        WeightsEntry(
+            name=f"{dataset}-{res}-stylegan3-{cfg}",
+            kind="generator",
+            filename=f"stylegan3-{cfg}-{dataset}-{res}x{res}.pkl",
+            urls=(f"{_NGC_STYLEGAN3}/stylegan3-{cfg}-{dataset}-{res}x{res}.pkl",),
+            size=None,
+            sha256=None,
+            checksum_source=NO_SIZE_OR_CHECKSUM,
+            description=(
+                f"StyleGAN3-{cfg.upper()} ({_STYLEGAN3_CONFIGS[cfg]}) "
+                f"{_STYLEGAN3_DATASETS[dataset][0]} {res}x{res}, NVlabs/stylegan3 pickle "
+                "(Karras et al. 2021)"
+            ),
+            architecture=f"stylegan3-{cfg}",
+            resolution=res,
+            domain=_STYLEGAN3_DATASETS[dataset][1],
+            default_align=dataset != "afhqv2",  # the face datasets were cropped as FFHQ
+            license=_STYLEGAN3_LICENSE,
+        )
+        for cfg, dataset, res in _STYLEGAN3_FILES
     ),
     WeightsEntry(
         name="vgg16-torchvision",

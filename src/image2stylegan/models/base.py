@@ -138,6 +138,11 @@ class Generator(nn.Module, metaclass=ABCMeta):
         ws = self.mapping(z, truncation_psi, truncation_cutoff, c=c)
         return self.synthesis(ws, noise_mode=noise_mode)
 
+    @property
+    def num_noise_inputs(self) -> int:
+        """How many noise tensors `synthesis` takes (0 for StyleGAN3, which has no noise)."""
+        return len(self.noise_buffers())
+
     def make_noise(
         self,
         batch_size: int,
