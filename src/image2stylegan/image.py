@@ -24,6 +24,7 @@ from .fileio import atomic_path
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_IMAGE_PIXELS",
+    "MAX_OUTPUT_PIXELS",
     "MIN_IMAGE_SIDE",
     "fit_image",
     "frame_to_pil",
@@ -38,6 +39,7 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_IMAGE_PIXELS = 16384 * 16384  # refuse decompression bombs before decoding a single pixel
+MAX_OUTPUT_PIXELS = 8192 * 8192  # one written grid or strip (~200 MB as RGB); more: a folder
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable content for a 256-1024 px generator
 
 FitMode = Literal["crop", "pad", "stretch"]

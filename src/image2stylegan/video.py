@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from .errors import I2SError
+from .errors import OutputError
 from .fileio import atomic_path
 from .image import image_strip
 
@@ -55,10 +55,6 @@ OutputKind = Literal["mp4", "gif", "folder", "image"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 FRAME_NAME = "frame_{:04d}.png"
 _FRAME_RE = re.compile(r"frame_\d{4,}\.png")
-
-
-class OutputError(I2SError):
-    """An output file or folder cannot be written."""
 
 
 def output_kind(path: str | os.PathLike) -> OutputKind:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,9 +15,11 @@ import click
 
 from .. import devices
 from ..devices import distributed_rank
+from ..errors import one_line
 from ..image import IMAGE_EXTENSIONS
 
 __all__ = [
+    "FiniteFloat",
     "distributed_rank",
     "echo_json",
     "expand_image_inputs",
@@ -25,13 +28,23 @@ __all__ = [
 ]
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that also refuses nan and inf (which pass a plain range)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class _TerminalHandler(logging.Handler):
     """The library's log records as one line each on stderr: `error: ...`, `warning: ...`, and
     plain progress lines (the stderr of the moment, so captured output works)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = record.getMessage().splitlines()[0] if record.getMessage() else ""
+            text = one_line(record.getMessage())
             if record.levelno >= logging.WARNING:
                 text = f"{record.levelname.lower()}: {text}"
             click.echo(text, err=True)
