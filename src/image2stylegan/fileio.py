@@ -66,9 +66,13 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
+    """Hex SHA-256 of a regular file, read in chunks (a device or pipe: OSError, never an
+    endless read)."""
     import hashlib
+    import stat
 
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(f"{path}: not a regular file")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         _copy_into(f, digest.update, chunk_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,7 +54,12 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        size = st.st_size
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # opening a pipe would wait forever, a device read on
+            raise ImageError(f"{path}: not a regular file (a device, pipe or socket)")
         with open(path, "rb") as f:
             data_head = f.read(1)
     except FileNotFoundError:

@@ -241,15 +241,15 @@ def check_strip(strip: Path, out: Path, overwrite: bool) -> None:
     itself, new unless `overwrite`, in a writable place: checked before any rendering."""
     from ..video import IMAGE_SUFFIXES, check_writable
 
+    same = strip.absolute() == out.absolute()
+    if same or (strip.exists() and out.exists() and strip.samefile(out)):
+        raise click.BadParameter(
+            f"{str(strip)!r} is the --out file itself; choose another name", param_hint="--strip"
+        )
     if strip.suffix.lower() not in IMAGE_SUFFIXES:
         raise click.BadParameter(
             f"{str(strip)!r}: the strip is an image; give a .png, .jpg or .webp file",
             param_hint="--strip",
-        )
-    if strip.absolute() == out.absolute() or (strip.exists() and out.exists() and
-                                              strip.samefile(out)):  # fmt: skip
-        raise click.BadParameter(
-            f"{str(strip)!r} is the --out file itself; choose another name", param_hint="--strip"
         )
     _check_new(strip, overwrite, "--strip")
     check_writable(strip)

@@ -83,6 +83,17 @@ def main(argv: list[str] | None = None) -> None:
     except I2SError as e:
         click.echo(f"error: {one_line(str(e))}", err=True)
         sys.exit(1)
+    except (MemoryError, RuntimeError) as e:
+        from ..devices import is_out_of_memory
+
+        if not is_out_of_memory(e):
+            raise  # a bug: its traceback is what a report needs
+        click.echo(
+            "error: out of memory; use a smaller --batch-size, fewer frames or images, or "
+            "another --device",
+            err=True,
+        )
+        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted; finished outputs are kept, re-run to resume.", err=True)
         sys.exit(130)

@@ -68,14 +68,9 @@ def serve(
     """
     # gradio: no usage statistics and no version check over the network
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise I2SError("the web UI needs gradio: pip install 'image2stylegan[ui]'") from None
     import shutil
     import tempfile
 
-    from ..web import build_app
     from .common import resolve_device
 
     resolve_device(device)  # fail on a bad --device before building the app
@@ -85,6 +80,13 @@ def serve(
         workdir = out if out is not None else Path(tempfile.mkdtemp(prefix="image2stylegan-web-"))
         try:
             with _uploads_in(uploads):
+                try:  # gradio is imported here, so its temporary folder is this server's
+                    from ..web import build_app
+                except ImportError:
+                    raise I2SError(
+                        "the web UI needs gradio: pip install 'image2stylegan[ui]'"
+                    ) from None
+
                 app = build_app(generator=generator, device=device, workdir=workdir)
                 try:
                     _serve(app, host, port, open_browser, workdir, temporary)

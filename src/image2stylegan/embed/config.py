@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..models.vgg16 import canonical_layer_name
+
 __all__ = ["MAX_STEPS", "PAPER_LAYERS", "PRESETS", "EmbedConfig", "parse_loss"]
 
 Space = Literal["w+", "w", "z"]
@@ -87,6 +89,8 @@ class EmbedConfig:
         if not all(math.isfinite(v) and 0 <= v <= 1e12 for v in weights):
             raise ValueError(f"layer weights must be numbers from 0 to 1e12, got {list(weights)}")
         parse_loss(self.loss)
+        for name in self.layers:
+            canonical_layer_name(name)  # ValueError naming the known layers
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             raise ValueError(
                 f"{len(self.layer_weights)} layer weights given for {len(self.layers)} layers"

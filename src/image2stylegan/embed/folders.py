@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -27,14 +27,14 @@ from ..fileio import is_inside, safe_name
 from ..latents import load_latent
 from .records import Layout, OutputPaths
 
-__all__ = ["check_output_folder", "plan_names", "record_owner"]
+__all__ = ["check_output_folder", "plan_names", "record_owner", "unique_names"]
 
 _LEVELS = 4  # stem, stem-ext, stem-ext-hash, stem-ext-hash-N (the same file given twice)
 
 
 def plan_names(sources: Sequence[Path], out: Path, layout: Layout = "folder") -> list[str]:
-    """One output name per input (see the module docstring), unique within the run."""
-    sources = [Path(s) for s in sources]
+    """One output name per input (see the module docstring), unique within the run and never a
+    folder of `out` that holds another input file's record."""
     owners: dict[str, str | None] = {}
 
     def owner(name: str) -> str | None:
@@ -42,6 +42,16 @@ def plan_names(sources: Sequence[Path], out: Path, layout: Layout = "folder") ->
             owners[name] = record_owner(OutputPaths.of(layout, out, name))
         return owners[name]
 
+    return _plan([Path(s) for s in sources], owner)
+
+
+def unique_names(sources: Sequence[Path]) -> list[str]:
+    """The names `plan_names` gives when no earlier records exist: safe, unique, independent of
+    the order (for runs that lay out their own folders, e.g. the experiments)."""
+    return _plan([Path(s) for s in sources], lambda name: None)
+
+
+def _plan(sources: list[Path], owner: Callable[[str], str | None]) -> list[str]:
     candidates = [_candidates(src) for src in sources]
     levels = [0] * len(sources)
     for i, src in enumerate(sources):  # this input's earlier folder, if a record names it

@@ -40,6 +40,7 @@ import torch
 from PIL import Image
 
 from ..align import AlignDependencyError
+from ..devices import is_out_of_memory
 from ..errors import I2SError, LatentError
 from ..fileio import atomic_path, sha256_file
 from ..image import pil_to_tensor, save_image
@@ -250,6 +251,13 @@ def iter_embed_files(
             logger.error("%s", error)
             yield JobOutcome.of(job, "failed", error=error)
             continue
+        except (MemoryError, RuntimeError) as e:  # e.g. a huge image on a small machine
+            if not is_out_of_memory(e):
+                raise
+            error = f"{job.source}: out of memory while preparing the image"
+            logger.error("%s", error)
+            yield JobOutcome.of(job, "failed", error=error)
+            continue
         for note in job.notes:
             logger.warning("%s", note)
         pending.append(job)
@@ -270,11 +278,23 @@ def iter_embed_files(
                 yield JobOutcome.of(job, "stopped")
             return
         targets = torch.cat([_target(job) for job in batch])
-        result, stopped = yield from _run_batch(
-            batch, targets, embedder, options, init, base, b, len(batches), stop
-        )
-        for stage in stages:
-            result = stage(embedder, targets, result)
+        try:
+            result, stopped = yield from _run_batch(
+                batch, targets, embedder, options, init, base, b, len(batches), stop
+            )
+            for stage in stages:
+                result = stage(embedder, targets, result)
+        except (MemoryError, RuntimeError) as e:  # this batch fails; smaller ones may fit
+            if not is_out_of_memory(e):
+                raise
+            for job in batch:
+                error = (
+                    f"{job.source}: out of memory embedding {len(batch)} image(s) together "
+                    f"on {embedder.device}; use a smaller --batch-size or --perceptual-size"
+                )
+                logger.error("%s", error)
+                yield JobOutcome.of(job, "failed", error=error)
+            continue
         yield BatchDone(batch, result, b, len(batches), stopped)
         for i, job in enumerate(batch):
             yield _write(job, select(result, i), targets[i : i + 1], embedder, options, record,
