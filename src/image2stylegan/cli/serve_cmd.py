@@ -81,11 +81,12 @@ def serve(
         try:
             with _uploads_in(uploads):
                 try:  # gradio is imported here, so its temporary folder is this server's
-                    from ..web import build_app
+                    import gradio  # noqa: F401
                 except ImportError:
                     raise I2SError(
                         "the web UI needs gradio: pip install 'image2stylegan[ui]'"
                     ) from None
+                from ..web import build_app
 
                 app = build_app(generator=generator, device=device, workdir=workdir)
                 try:
