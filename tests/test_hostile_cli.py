@@ -488,6 +488,7 @@ def test_hostile_inputs_under_a_memory_cap(gen, shared_images, tmp_path):
     shutil.copy(photo, inputs / "...png")
     (inputs / "notes.txt").write_text("not an image")  # not an image suffix: not an input
     (inputs / "fake.jpg").write_text("not an image either")
+    (inputs / "bad\nname\u202e.jpg").write_text("a newline and a right-to-left override")
     os.mkfifo(tmp_path / "pipe.png")  # named: a folder's pipes are not taken as inputs
     only_text = tmp_path / "texts"
     only_text.mkdir()
@@ -499,7 +500,7 @@ def test_hostile_inputs_under_a_memory_cap(gen, shared_images, tmp_path):
         (
             ["embed", inputs, tmp_path / "pipe.png", "-g", G, "--out", out / "batch", *FAST],
             1,
-            ["fake.jpg", "pipe.png", "2 of 3 inputs failed"],
+            ["fake.jpg", "pipe.png", "bad\\nname\\u202e.jpg: not an image", "3 of 4 inputs failed"],
         ),
         (["embed", only_text, "-g", G, "--out", out / "none", *FAST], 2, ["no input images"]),
         (["embed", photo, "-g", G, "--out", file_out, *FAST], 2, ["is a file"]),
@@ -570,6 +571,8 @@ def test_hostile_inputs_under_a_memory_cap(gen, shared_images, tmp_path):
     batch = out / "batch"
     assert sorted(p.name for p in batch.iterdir()) == ["image"]  # '...png' made safe, done
     assert latent_image(batch / "image") == "...png"
+    lines = results[0]["stderr"].splitlines()  # one line per failed input, then the summary
+    assert len(lines) == 4 and all(x.startswith("error:") for x in lines[:3])
 
 
 def test_web_seed_ranges_are_counted_before_expanding():
@@ -652,3 +655,71 @@ def test_serve_cleans_up_on_sigterm(gen, shared_images, tmp_path):
     assert proc.returncode == 0, rest
     assert "Traceback" not in rest and "deleted" in rest
     assert list(scratch.iterdir()) == []  # the results folder and the uploads are gone
+
+
+# --- reruns with --out inside the input folder; out of memory -----------------------------------
+
+
+def test_results_inside_an_input_folder_are_never_taken_as_inputs(
+    gen, shared_images, tmp_path, capsys
+):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("cat_01.jpg", "dog_01.jpg"):
+        shutil.copy(shared_images / name, photos / name)
+    args = ["embed", photos, "--recursive", "-g", gen["G"], "--out", photos / "emb", "--json"]
+    for status in ("done", "skipped"):
+        code, stdout, err = run_cli(capsys, *args, *FAST)
+        outcomes = json.loads(stdout)["outputs"]
+        assert code == 0 and [o["status"] for o in outcomes] == [status, status], err
+    assert sorted(p.name for p in (photos / "emb").iterdir()) == ["cat_01", "dog_01"]
+
+
+def test_out_of_memory_halves_the_render_batch(gen, caplog):
+    from image2stylegan.checkpoints import load_generator
+    from image2stylegan.edit.render import render_frames
+
+    G = load_generator(gen["G"])
+    ws = G.mapping(torch.randn(5, G.z_dim, generator=torch.Generator().manual_seed(0)))
+    want = list(render_frames(G, ws, batch_size=2))  # the batches it falls back to
+    real = G.synthesis
+
+    def small_memory(batch, **kw):
+        if batch.shape[0] > 2:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB")
+        return real(batch, **kw)
+
+    G.synthesis = small_memory
+    got = list(render_frames(G, ws, batch_size=1000))
+    assert len(got) == 5 and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert "out of memory at 5 codes per batch; rendering 2" in caplog.text
+
+
+def test_out_of_memory_fails_that_batch_alone(gen, shared_images, tmp_path, capsys, monkeypatch):
+    from image2stylegan.embed.embedder import Embedder
+
+    real = Embedder.iterate
+
+    def small_memory(self, targets, **kw):
+        if targets.shape[0] > 1:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real(self, targets, **kw)
+
+    monkeypatch.setattr(Embedder, "iterate", small_memory)
+    images = [shared_images / n for n in ("cat_01.jpg", "dog_01.jpg", "car_01.jpg")]
+    code, stdout, err = run_cli(
+        capsys,
+        "embed",
+        *images,
+        "-g",
+        gen["G"],
+        "--out",
+        tmp_path,
+        "--batch-size",
+        "2",
+        "--json",
+        *FAST,
+    )
+    status = [o["status"] for o in json.loads(stdout)["outputs"]]
+    assert code == 1 and status == ["failed", "failed", "done"] and "Traceback" not in err
+    assert "out of memory embedding 2 image(s) together" in err and "--batch-size" in err

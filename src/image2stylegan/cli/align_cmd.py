@@ -114,7 +114,7 @@ def align(
         )
     load_face_models()  # a missing extra stops the run once, before any image
 
-    paths = expand_image_inputs(inputs)
+    paths = expand_image_inputs(inputs, exclude=out)  # never re-align earlier results
     if not paths:
         raise click.UsageError("no images found in the given folders")
     results: list[dict] = []

@@ -73,12 +73,19 @@ def show_library_log(quiet: bool = True, info_from: Sequence[str] = ()) -> None:
             _INFO_LOGGERS.add(name)
 
 
-def expand_image_inputs(items: Iterable[str], recursive: bool = False) -> list[Path]:
+def expand_image_inputs(
+    items: Iterable[str],
+    recursive: bool = False,
+    exclude: Path | None = None,  # a folder whose files a folder input never contributes (--out)
+) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> a list of paths, in order.
 
     Paths that do not exist are kept, so the caller reports each as a failed input instead of
-    aborting the whole run.
+    aborting the whole run. A folder contributes its regular files with an image suffix, none
+    inside `exclude` (earlier results when --out lies inside an input folder).
     """
+    from ..fileio import is_inside
+
     out: list[Path] = []
     for item in items:
         p = Path(item)
@@ -88,7 +95,9 @@ def expand_image_inputs(items: Iterable[str], recursive: bool = False) -> list[P
                 sorted(
                     f
                     for f in p.glob(pattern)
-                    if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                    if f.is_file()
+                    and f.suffix.lower() in IMAGE_EXTENSIONS
+                    and not (exclude is not None and is_inside(f, exclude))
                 )
             )
         elif not p.exists() and glob.has_magic(item):

@@ -258,6 +258,11 @@ def iter_embed_files(
             logger.error("%s", error)
             yield JobOutcome.of(job, "failed", error=error)
             continue
+        except ValueError as e:  # an image the preparation cannot use: it fails alone
+            error = f"{job.source}: {e}"
+            logger.error("%s", error)
+            yield JobOutcome.of(job, "failed", error=error)
+            continue
         for note in job.notes:
             logger.warning("%s", note)
         pending.append(job)
