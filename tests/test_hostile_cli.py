@@ -440,6 +440,7 @@ def test_hostile_options_under_a_memory_cap(gen, shared_images, tmp_path):
         (["morph", a, b, "--frames", "1000000000", "--out", out / "m.mp4"], "--frames"),
         (["morph", a, b, c, "--frames", "9000", "--out", out / "m.mp4"], "17,999 frames"),
         (["morph", a, b, "--fps", "nan", "--out", out / "m.mp4"], "--fps"),
+        (["morph", a, b, "--fps", "0.0001", "--out", out / "m.gif"], "--fps"),
         (["walk", a, "--seed", str(10**30), "--out", out / "w.mp4"], "--seed"),
         (["walk", a, "--end", "inf", "--out", out / "w.mp4"], "--end"),
         (

@@ -317,7 +317,7 @@ class _GifWriter(FrameWriter):
 
     def __init__(self, path: Path, fps: float) -> None:
         super().__init__(path)
-        self.delay_cs = max(1, round(100 / fps))  # GIF frame delay in 1/100 s
+        self.delay_cs = min(max(1, round(100 / fps)), 65535)  # GIF frame delay in 1/100 s
         self._tmp = _temp_file_beside(path)
         self._f = open(self._tmp, "wb")  # noqa: SIM115 (closed in _finish/_discard)
 

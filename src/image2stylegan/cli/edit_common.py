@@ -112,7 +112,7 @@ def sequence_options(default_frames: int) -> Callable[[Callable], Callable]:
             ),
             click.option(
                 "--fps",
-                type=FiniteFloat(min=0, min_open=True, max=1000),
+                type=FiniteFloat(min=0.01, max=1000),
                 default=30.0,
                 show_default=True,
                 help="Frame rate of .mp4/.gif outputs.",

@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # the command modules import the library lazily (fast --help)
     help="Scale of d̂: kept channels of unit L2 norm on average (RMS), unit norm of the whole "
     "code (|λ| = W+ distance), of every layer, or none. See docs/applications.md.",
 )
-@click.option("--fps", type=FiniteFloat(min=0, min_open=True, max=1000), default=4.0,
+@click.option("--fps", type=FiniteFloat(min=0.01, max=1000), default=4.0,
               show_default=True,
               help="Frame rate of .mp4/.gif outputs.")  # fmt: skip
 @click.option(
