@@ -249,9 +249,14 @@ def test_walk_video_and_strip(files, tmp_path, capsys):
     assert json.loads(out)["frames"] == 6
     assert mp4_frames(tmp_path / "w.mp4") == ((RES, RES), 6)
     assert png(tmp_path / "w_strip.png").shape == (RES, 6 * RES, 3)
-    code, _, err = run(
+    code, _, err = run(  # the folder's strip is w_strip.png too: replaced only when told
         capsys, "walk", str(files["a"]), "--frames", "4", "-b", "1", "--out", str(tmp_path / "w")
     )
+    assert code == 2 and "w_strip.png' exists; pass --overwrite" in err
+    code, _, err = run(
+        capsys, "walk", str(files["a"]), "--frames", "4", "-b", "1", "--out", str(tmp_path / "w"),
+        "--overwrite",
+    )  # fmt: skip
     assert code == 0, err
     run(capsys, "generate", str(files["a"]), "--out", str(tmp_path / "a.png"), "-q")
     assert np.array_equal(png(tmp_path / "w" / "frame_0000.png"), png(tmp_path / "a.png"))

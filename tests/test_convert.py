@@ -119,8 +119,11 @@ def test_summary_line_and_overwrite(tmp_path: Path, capsys) -> None:
     before = out.read_bytes()
 
     code, stdout, err = run(capsys, "convert", str(second), "--out", str(out))
-    assert code == 1 and stdout == ""
-    assert err == f"error: {out} exists; pass --overwrite to replace it\n"
+    assert code == 2 and stdout == ""  # a usage error, one line, as in every command's --out
+    assert err == (
+        f"error: Invalid value for --out: '{out}' exists; pass --overwrite to replace it "
+        "(see `image2stylegan convert --help`)\n"
+    )
     assert out.read_bytes() == before
 
     code, _, err = run(capsys, "convert", str(second), "--out", str(out), "--overwrite", "-q")

@@ -352,8 +352,8 @@ def test_categories_from_names_and_folders():
     assert category_of("x/misc/img001.jpg") == "img"
     assert category_of("x/misc/0001.jpg") == "other"
     items = collect_items([Path("b/painting_01.jpg"), Path("a/face_01.jpg"), Path("c/face_01.png")])
-    assert [it.name for it in items] == ["painting_01", "face_01", "face_01-2"]
-    assert [it.name for it in sort_items(items)] == ["face_01", "face_01-2", "painting_01"]
+    assert [it.name for it in items] == ["painting_01", "face_01-jpg", "face_01-png"]
+    assert [it.name for it in sort_items(items)] == ["face_01-jpg", "face_01-png", "painting_01"]
 
 
 def test_parse_params():

@@ -180,6 +180,14 @@ def test_embed_errors_are_one_line_messages(embed_tab, gen_file, shared_images, 
     assert "perceptual size" in error(
         *embed_args([shared_images / "face_01.jpg"], gen_file, perceptual_size="tiny")
     )
+    # hostile form values (issue 11): refused before any VGG-16 of that size or history is built
+    assert "larger than the generator's" in error(
+        *embed_args([shared_images / "face_01.jpg"], gen_file, perceptual_size="4096")
+    )
+    assert "steps must be 0 to 1,000,000" in error(
+        *embed_args([shared_images / "face_01.jpg"], gen_file, steps=10**12)
+    )
+    assert "lr must be" in error(*embed_args([shared_images / "face_01.jpg"], gen_file, lr=-1))
     # one bad image among good ones is named; the others are embedded
     *_, last = embed_tab.run(
         *embed_args([not_image, shared_images / "face_03.jpg"], gen_file, steps=1)

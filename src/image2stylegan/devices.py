@@ -9,7 +9,20 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["distributed_rank", "resolve_device"]
+__all__ = ["distributed_rank", "is_out_of_memory", "resolve_device"]
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether `e` says an allocation failed: CUDA's OutOfMemoryError, a CPU tensor that could
+    not be allocated (torch's RuntimeError), numpy's or Python's MemoryError."""
+    if isinstance(e, MemoryError):
+        return True
+    if type(e).__name__ == "OutOfMemoryError":  # torch.OutOfMemoryError (CUDA, MPS, XPU)
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()
+    )
 
 
 def distributed_rank() -> tuple[int, int]:

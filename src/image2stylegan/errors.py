@@ -7,7 +7,9 @@ __all__ = [
     "I2SError",
     "ImageError",
     "LatentError",
+    "OutputError",
     "WeightsError",
+    "one_line",
     "short_repr",
 ]
 
@@ -30,6 +32,20 @@ class ImageError(I2SError):
 
 class LatentError(I2SError):
     """A latent file is corrupt, unsafe, or does not fit the generator."""
+
+
+class OutputError(I2SError):
+    """An output file or folder cannot be written (or would be written somewhere unsafe)."""
+
+
+def one_line(text: str) -> str:
+    """`text` for a terminal line: newlines, other control and invisible format characters and
+    undecodable bytes (in file names) written as escapes, so a message stays one honest line."""
+    return "".join(c if c.isprintable() or c == " " else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    return c.encode("unicode_escape", "backslashreplace").decode("ascii")
 
 
 def short_repr(value: object, limit: int = 60) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from .fileio import atomic_path
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_IMAGE_PIXELS",
+    "MAX_OUTPUT_PIXELS",
     "MIN_IMAGE_SIDE",
     "fit_image",
     "frame_to_pil",
@@ -38,6 +40,7 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 MAX_IMAGE_PIXELS = 16384 * 16384  # refuse decompression bombs before decoding a single pixel
+MAX_OUTPUT_PIXELS = 8192 * 8192  # one written grid or strip (~200 MB as RGB); more: a folder
 MIN_IMAGE_SIDE = 16  # smaller images carry no usable content for a 256-1024 px generator
 
 FitMode = Literal["crop", "pad", "stretch"]
@@ -51,7 +54,12 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        size = st.st_size
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # opening a pipe would wait forever, a device read on
+            raise ImageError(f"{path}: not a regular file (a device, pipe or socket)")
         with open(path, "rb") as f:
             data_head = f.read(1)
     except FileNotFoundError:

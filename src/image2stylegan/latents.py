@@ -104,11 +104,16 @@ def load_latent(path: str | os.PathLike) -> LatentFile:
             metadata = json.loads(str(raw.item() if raw.ndim == 0 else raw))
         except (ValueError, TypeError) as e:
             raise LatentError(f"{path}: 'metadata' is not valid JSON ({e})") from None
+        except RecursionError:
+            raise LatentError(f"{path}: 'metadata' is nested too deeply to read") from None
         if not isinstance(metadata, dict):
             raise LatentError(f"{path}: 'metadata' must be a JSON object")
     extras = {
         k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if v.dtype.kind == "f"
     }
+    for k, v in extras.items():
+        if not bool(torch.isfinite(v).all()):
+            raise LatentError(f"{path}: {k!r} contains NaN or infinite values")
     return LatentFile(torch.from_numpy(w.astype(np.float32)), metadata, extras, path)
 
 

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from .errors import I2SError
+from .errors import OutputError
 from .fileio import atomic_path
 from .image import image_strip
 
@@ -55,10 +55,6 @@ OutputKind = Literal["mp4", "gif", "folder", "image"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 FRAME_NAME = "frame_{:04d}.png"
 _FRAME_RE = re.compile(r"frame_\d{4,}\.png")
-
-
-class OutputError(I2SError):
-    """An output file or folder cannot be written."""
 
 
 def output_kind(path: str | os.PathLike) -> OutputKind:
@@ -321,7 +317,7 @@ class _GifWriter(FrameWriter):
 
     def __init__(self, path: Path, fps: float) -> None:
         super().__init__(path)
-        self.delay_cs = max(1, round(100 / fps))  # GIF frame delay in 1/100 s
+        self.delay_cs = min(max(1, round(100 / fps)), 65535)  # GIF frame delay in 1/100 s
         self._tmp = _temp_file_beside(path)
         self._f = open(self._tmp, "wb")  # noqa: SIM115 (closed in _finish/_discard)
 

@@ -50,6 +50,8 @@ def detect_format(path: str | os.PathLike) -> str:
     """
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise CheckpointError(f"{path}: not a regular file (a device, pipe or socket)")
         with open(path, "rb") as f:
             head = f.read(4096)
         size = path.stat().st_size

@@ -12,6 +12,8 @@ import click
 
 from .common import echo_json, expand_image_inputs
 
+MAX_ALIGN_SIZE = 4096  # px of the aligned square (FFHQ: 1024); its warp is 4x that a side
+
 if TYPE_CHECKING:
     from ..align import FacePolicy
 
@@ -43,14 +45,14 @@ def _parse_face(ctx: click.Context, param: click.Parameter, value: str) -> FaceP
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=16),
+    type=click.IntRange(min=16, max=MAX_ALIGN_SIZE),
     default=1024,
     show_default=True,
     help="Side of the aligned square in px (FFHQ: 1024).",
 )
 @click.option(
     "--transform-size",
-    type=click.IntRange(min=16),
+    type=click.IntRange(min=16, max=4 * MAX_ALIGN_SIZE),
     default=None,
     help="Intermediate warp size before the Lanczos downsample [4 x --size; FFHQ: 4096].",
 )
@@ -103,6 +105,7 @@ def align(
         select_face,
     )
     from ..errors import ImageError
+    from ..fileio import safe_name
     from ..image import load_image, save_image
 
     if transform_size is not None and transform_size < size:
@@ -111,7 +114,7 @@ def align(
         )
     load_face_models()  # a missing extra stops the run once, before any image
 
-    paths = expand_image_inputs(inputs)
+    paths = expand_image_inputs(inputs, exclude=out)  # never re-align earlier results
     if not paths:
         raise click.UsageError("no images found in the given folders")
     results: list[dict] = []
@@ -123,7 +126,7 @@ def align(
             bar.write(line, file=sys.stderr)
 
     for path in bar:
-        dst = out / f"{path.stem}.png"
+        dst = out / f"{safe_name(path.stem)}.png"  # never '..', hidden or with a separator
         record: dict = {
             "input": str(path),
             "output": str(dst),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -14,9 +15,11 @@ import click
 
 from .. import devices
 from ..devices import distributed_rank
+from ..errors import one_line
 from ..image import IMAGE_EXTENSIONS
 
 __all__ = [
+    "FiniteFloat",
     "distributed_rank",
     "echo_json",
     "expand_image_inputs",
@@ -25,13 +28,23 @@ __all__ = [
 ]
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that also refuses nan and inf (which pass a plain range)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 class _TerminalHandler(logging.Handler):
     """The library's log records as one line each on stderr: `error: ...`, `warning: ...`, and
     plain progress lines (the stderr of the moment, so captured output works)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = record.getMessage().splitlines()[0] if record.getMessage() else ""
+            text = one_line(record.getMessage())
             if record.levelno >= logging.WARNING:
                 text = f"{record.levelname.lower()}: {text}"
             click.echo(text, err=True)
@@ -60,12 +73,19 @@ def show_library_log(quiet: bool = True, info_from: Sequence[str] = ()) -> None:
             _INFO_LOGGERS.add(name)
 
 
-def expand_image_inputs(items: Iterable[str], recursive: bool = False) -> list[Path]:
+def expand_image_inputs(
+    items: Iterable[str],
+    recursive: bool = False,
+    exclude: Path | None = None,  # a folder whose files a folder input never contributes (--out)
+) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> a list of paths, in order.
 
     Paths that do not exist are kept, so the caller reports each as a failed input instead of
-    aborting the whole run.
+    aborting the whole run. A folder contributes its regular files with an image suffix, none
+    inside `exclude` (earlier results when --out lies inside an input folder).
     """
+    from ..fileio import is_inside
+
     out: list[Path] = []
     for item in items:
         p = Path(item)
@@ -75,7 +95,9 @@ def expand_image_inputs(items: Iterable[str], recursive: bool = False) -> list[P
                 sorted(
                     f
                     for f in p.glob(pattern)
-                    if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                    if f.is_file()
+                    and f.suffix.lower() in IMAGE_EXTENSIONS
+                    and not (exclude is not None and is_inside(f, exclude))
                 )
             )
         elif not p.exists() and glob.has_magic(item):

@@ -70,8 +70,10 @@ def convert(checkpoint: str, out: Path, overwrite: bool, quiet: bool, as_json: b
             f"{str(out)!r} is a folder; give a file name such as G.safetensors",
             param_hint="--out",
         )
-    if out.exists() and not overwrite:
-        raise I2SError(f"{out} exists; pass --overwrite to replace it")
+    if (out.exists() or out.is_symlink()) and not overwrite:  # as every command with an --out
+        raise click.BadParameter(
+            f"{str(out)!r} exists; pass --overwrite to replace it", param_hint="--out"
+        )
 
     path = _resolve_input(checkpoint, quiet)
     G = load_generator(checkpoint if path is None else path)

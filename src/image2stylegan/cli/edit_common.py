@@ -1,8 +1,13 @@
 """Helpers of the editing commands (generate, morph, style-transfer, expression, walk).
 
 Options shared by these commands (SPEC section 3): `--generator` (default: the generator recorded
-in the latents' metadata), `--batch-size`, `--device`, `--quiet`, `--json`, `--out`. Frames are
-rendered with noise_mode="const" and streamed to the output writer.
+in the latents' metadata), `--batch-size`, `--device`, `--quiet`, `--json`, `--out`,
+`--overwrite`. Frames are rendered with noise_mode="const" and streamed to the output writer.
+
+Outputs are checked before anything is loaded or rendered: an --out (or strip) that exists is
+refused unless --overwrite (as `convert` does; `embed` and `align` skip finished outputs
+instead), sequences hold at most `MAX_FRAMES` frames, and one-image outputs (grids, strips) at
+most `image.MAX_OUTPUT_PIXELS`; larger requests are usage errors that suggest a folder --out.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import I2SError
+from ..errors import I2SError, short_repr
+from .common import FiniteFloat
 
 if TYPE_CHECKING:
     import torch
@@ -26,6 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTEXT",
+    "MAX_FRAMES",
+    "check_frames",
+    "check_picture",
+    "check_strip",
     "edit_options",
     "failures_as_errors",
     "generator_source",
@@ -42,10 +52,12 @@ __all__ = [
 ]
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+MAX_FRAMES = 10_000  # frames of one sequence (5.5 minutes at 30 fps; their codes ~370 MB)
 
 
 def edit_options(fn: Callable) -> Callable:
-    """--generator, --batch-size, --device, --quiet, --json: options of every editing command."""
+    """--generator, --batch-size, --device, --overwrite, --quiet, --json: options of every
+    editing command."""
     options = [
         click.option(
             "--generator",
@@ -68,6 +80,11 @@ def edit_options(fn: Callable) -> Callable:
             show_default=True,
             help="auto (CUDA when available), cpu, cuda, cuda:1, ...",
         ),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace --out (and the strip) if it exists [default: refuse].",
+        ),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary."),
         click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout."),
     ]
@@ -83,7 +100,7 @@ def sequence_options(default_frames: int) -> Callable[[Callable], Callable]:
         options = [
             click.option(
                 "--frames",
-                type=click.IntRange(min=2),
+                type=click.IntRange(min=2, max=MAX_FRAMES),
                 default=default_frames,
                 show_default=True,
                 help="Frames per segment, both ends included.",
@@ -95,7 +112,7 @@ def sequence_options(default_frames: int) -> Callable[[Callable], Callable]:
             ),
             click.option(
                 "--fps",
-                type=click.FloatRange(min=0, min_open=True),
+                type=FiniteFloat(min=0.01, max=1000),
                 default=30.0,
                 show_default=True,
                 help="Frame rate of .mp4/.gif outputs.",
@@ -105,7 +122,7 @@ def sequence_options(default_frames: int) -> Callable[[Callable], Callable]:
                 "strip",
                 type=click.Path(dir_okay=False, path_type=Path),
                 default=None,
-                help="Where to write the one-row PNG of selected frames "
+                help="Where to write the one-row image (.png/.jpg/.webp) of selected frames "
                 "[default: <out>_strip.png beside a video or folder output].",
             ),
             click.option("--no-strip", is_flag=True, help="Do not write the strip."),
@@ -138,6 +155,11 @@ def parse_range(text: str, param: str) -> list[float]:
             start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
             if count < 1:
                 raise ValueError
+            if count > MAX_FRAMES:
+                raise click.BadParameter(
+                    f"{short_repr(text)} asks for {count:,} values; at most {MAX_FRAMES:,}",
+                    param_hint=param,
+                )
             values = (
                 [start]
                 if count == 1
@@ -145,12 +167,17 @@ def parse_range(text: str, param: str) -> list[float]:
             )
         else:
             values = [float(v) for v in text.split(",") if v.strip()] or _fail()
+            if len(values) > MAX_FRAMES:
+                raise click.BadParameter(
+                    f"{len(values):,} values; at most {MAX_FRAMES:,}", param_hint=param
+                )
         if not all(math.isfinite(v) for v in values):
             raise ValueError
         return values
     except ValueError:
         raise click.BadParameter(
-            f"{text!r}: expected start:stop:count (e.g. -1.5:1.5:7) or a comma-separated list; "
+            f"{short_repr(text)}: expected start:stop:count (e.g. -1.5:1.5:7) or a "
+            "comma-separated list; "
             f"write negative starts as {param}=-1.5:1.5:7",
             param_hint=param,
         ) from None
@@ -170,8 +197,9 @@ def parse_seeds(text: str) -> list[int]:
         raise click.BadParameter(str(e), param_hint="--seeds") from None
 
 
-def out_kind(out: Path, allowed: Sequence[str]) -> str:
-    """The kind of output `out` asks for, as a usage error when this command cannot write it."""
+def out_kind(out: Path, allowed: Sequence[str], overwrite: bool = False) -> str:
+    """The kind of output `out` asks for, as a usage error when this command cannot write it or
+    when it exists (a file, or a folder with files in it) and `overwrite` is not given."""
     from ..video import check_writable, output_kind
 
     try:
@@ -184,8 +212,69 @@ def out_kind(out: Path, allowed: Sequence[str]) -> str:
             f"{str(out)!r}: this command writes {', '.join(names[k] for k in allowed)}",
             param_hint="--out",
         )
+    _check_new(out, overwrite, "--out")
     check_writable(out)
     return kind
+
+
+def _check_new(path: Path, overwrite: bool, param: str) -> None:
+    """A usage error when `path` exists (a file, a link, a folder holding anything) unless
+    `overwrite`: no command replaces a named output silently."""
+    if overwrite:
+        return
+    if path.is_dir() and not path.is_symlink():
+        if next(path.iterdir(), None) is None:
+            return  # an empty folder: nothing is replaced
+        raise click.BadParameter(
+            f"{str(path)!r} is a folder that holds files; pass --overwrite to replace its "
+            "frames, or choose a new folder",
+            param_hint=param,
+        )
+    if path.exists() or path.is_symlink():
+        raise click.BadParameter(
+            f"{str(path)!r} exists; pass --overwrite to replace it", param_hint=param
+        )
+
+
+def check_strip(strip: Path, out: Path, overwrite: bool) -> None:
+    """The strip beside a video/folder output: an image file (.png/.jpg/.webp), not --out
+    itself, new unless `overwrite`, in a writable place: checked before any rendering."""
+    from ..video import IMAGE_SUFFIXES, check_writable
+
+    same = strip.absolute() == out.absolute()
+    if same or (strip.exists() and out.exists() and strip.samefile(out)):
+        raise click.BadParameter(
+            f"{str(strip)!r} is the --out file itself; choose another name", param_hint="--strip"
+        )
+    if strip.suffix.lower() not in IMAGE_SUFFIXES:
+        raise click.BadParameter(
+            f"{str(strip)!r}: the strip is an image; give a .png, .jpg or .webp file",
+            param_hint="--strip",
+        )
+    _check_new(strip, overwrite, "--strip")
+    check_writable(strip)
+
+
+def check_frames(count: int, param: str) -> None:
+    """A usage error for sequences longer than `MAX_FRAMES` (checked before building them)."""
+    if count > MAX_FRAMES:
+        raise click.BadParameter(
+            f"{count:,} frames in all; at most {MAX_FRAMES:,} per sequence", param_hint=param
+        )
+
+
+def check_picture(count: int, G: Generator, what: str, param: str = "--out") -> None:
+    """A usage error when `count` frames of G's size make one image (grid, strip) larger than
+    `image.MAX_OUTPUT_PIXELS`, checked before rendering; a folder output takes any number."""
+    from ..image import MAX_OUTPUT_PIXELS
+
+    pixels = count * G.img_resolution * G.img_resolution
+    if pixels > MAX_OUTPUT_PIXELS:
+        raise click.BadParameter(
+            f"a {what} of {count:,} images of {G.img_resolution} px would be {pixels:,} pixels, "
+            f"more than {MAX_OUTPUT_PIXELS:,}; use fewer, or a folder --out (one PNG each)",
+            param_hint=param,
+        )
 
 
 # --- latents and the generator ----------------------------------------------------------------

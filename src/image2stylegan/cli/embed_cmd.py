@@ -44,7 +44,7 @@ def embed(**opts: Any) -> None:
 
     quiet = opts["quiet"]
     options = run_options(opts)  # every option checked before anything is loaded
-    sources = expand_image_inputs(opts["inputs"], recursive=opts["recursive"])
+    sources = expand_image_inputs(opts["inputs"], recursive=opts["recursive"], exclude=opts["out"])
     if not sources:
         raise click.UsageError("no input images found")
     jobs = plan_jobs(sources, opts["out"])

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..embed.options import (
+    OptionMismatchError,
     RunOptions,
     embed_config,
     parse_content_size,
@@ -204,5 +205,11 @@ def run_options(opts: dict[str, Any]) -> RunOptions:
 
 def load_run(options: RunOptions) -> EmbedPipeline:
     """Load the generator (downloading a registry file once, with a progress bar) and the start
-    code; library errors reach the user as one line."""
-    return load_pipeline(options)
+    code; library errors reach the user as one line, an option the generator cannot take (a
+    start code made for another generator, a perceptual size above its resolution) as a usage
+    error of that option, before any image is touched."""
+    try:
+        return load_pipeline(options)
+    except OptionMismatchError as e:
+        option = "--" + e.option.replace("_", "-")
+        raise click.BadParameter(str(e), param_hint=option) from None

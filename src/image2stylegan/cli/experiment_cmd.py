@@ -139,10 +139,10 @@ def experiment(**opts: Any) -> None:
     inputs = [*opts["images"], *opts["extra_images"]]
     if not inputs:
         raise click.UsageError("no input images: give --images IMAGE_OR_DIR...")
-    sources = expand_image_inputs(inputs, recursive=opts["recursive"])
+    out: Path = opts["out"] or Path("experiments") / name
+    sources = expand_image_inputs(inputs, recursive=opts["recursive"], exclude=out)
     if not sources:
         raise click.UsageError("no input images found in " + ", ".join(inputs))
-    out: Path = opts["out"] or Path("experiments") / name
     quiet = opts["quiet"]
     show_library_log(quiet, info_from=("image2stylegan.experiments", log.name))
 

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .common import FiniteFloat
 from .edit_common import (
     CONTEXT,
+    check_picture,
     edit_options,
     failures_as_errors,
     load_generator_for,
@@ -36,7 +38,7 @@ if TYPE_CHECKING:  # the command modules import the library lazily (fast --help)
 )
 @click.option(
     "--threshold",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=1.0,
     show_default=True,
     help="Channels of d = EXPRESSIVE − NEUTRAL with L2 norm below this become zero (paper: 1).",
@@ -57,7 +59,8 @@ if TYPE_CHECKING:  # the command modules import the library lazily (fast --help)
     help="Scale of d̂: kept channels of unit L2 norm on average (RMS), unit norm of the whole "
     "code (|λ| = W+ distance), of every layer, or none. See docs/applications.md.",
 )
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=4.0, show_default=True,
+@click.option("--fps", type=FiniteFloat(min=0.01, max=1000), default=4.0,
+              show_default=True,
               help="Frame rate of .mp4/.gif outputs.")  # fmt: skip
 @click.option(
     "--out",
@@ -81,6 +84,7 @@ def expression(
     generator: str | None,
     batch_size: int,
     device: str,
+    overwrite: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -99,9 +103,11 @@ def expression(
     from ..edit.expression import expression_direction, expression_transfer
 
     lams = parse_range(strengths, "--strengths")
-    kind = out_kind(out, ("image", "folder", "mp4", "gif"))
+    kind = out_kind(out, ("image", "folder", "mp4", "gif"), overwrite)
     lats = load_latents([target, neutral, expressive])
     G, source = load_generator_for(lats, generator, device)
+    if kind == "image":  # one strip of every strength
+        check_picture(len(lams), G, "strip", "--strengths")
     w_t, w_n, w_e = (lat.w.float() for lat in lats)
     direction = expression_direction(w_n, w_e, threshold, channel, normalize)
     ws = expression_transfer(w_t, w_n, w_e, lams, threshold, channel, normalize)

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .common import FiniteFloat
 from .edit_common import (
     CONTEXT,
+    check_picture,
     edit_options,
     failures_as_errors,
     load_generator_for,
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 @click.option("--seeds", help="Random images from seeds, e.g. 0-7,12.")
 @click.option(
     "--truncation-psi",
-    type=float,
+    type=FiniteFloat(min=-100, max=100),
     default=1.0,
     show_default=True,
     help="Truncation: ws = w̄ + psi·(ws − w̄) (1 = none). Applies to latent files too.",
@@ -77,6 +79,7 @@ def generate(
     generator: str | None,
     batch_size: int,
     device: str,
+    overwrite: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -102,7 +105,7 @@ def generate(
     latent_paths = [*latent_args, *latent_opts]
     if bool(seeds) == bool(latent_paths):
         raise click.UsageError("give either --seeds or latent files (not both, not neither)")
-    kind = out_kind(out, ("image", "folder"))
+    kind = out_kind(out, ("image", "folder"), overwrite)
 
     if seeds:
         seed_list = parse_seeds(seeds)
@@ -120,6 +123,8 @@ def generate(
         names = [f"frame_{i:04d}.png" for i in range(len(latents))]
         noise_seeds = list(range(len(latents)))
         seed_list = []
+    if kind == "image":  # one grid image of them all
+        check_picture(len(names), G, "grid")
 
     from tqdm import tqdm
 
@@ -149,7 +154,7 @@ def generate(
     if kind == "image":
         from ..image import image_grid
 
-        cols = grid_cols or math.ceil(math.sqrt(len(images)))
+        cols = min(grid_cols or math.ceil(math.sqrt(len(images))), len(images))
         write_image(images[0] if len(images) == 1 else image_grid(images, ncols=cols), out)
         written = [str(out)]
 

@@ -1,7 +1,8 @@
 """Entry point of the `image2stylegan` command: a click group whose subcommands load lazily.
 
 Exit codes (SPEC section 3): 0 success, 1 some inputs failed, 2 usage error. Library errors
-(`I2SError`) are printed as one line, never as a traceback.
+(`I2SError`) and usage errors are printed as one line each (`error: ...`), never a traceback;
+control characters in them (from odd file names) are written as escapes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import click
 
 from .._version import __version__
-from ..errors import I2SError
+from ..errors import I2SError, one_line
 
 # command name -> "module:attribute" of its click command. Each lives in its own module so that
 # `image2stylegan --help` stays fast (torch is imported only by the command that runs).
@@ -71,11 +72,27 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as e:  # one line, with where to read more
+        command = e.ctx.command_path if e.ctx is not None else "image2stylegan"
+        hint = f" (see `{command} --help`)"
+        click.echo(f"error: {one_line(e.format_message())}{hint}", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {one_line(e.format_message())}", err=True)
         sys.exit(e.exit_code)
     except I2SError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
+        sys.exit(1)
+    except (MemoryError, RuntimeError) as e:
+        from ..devices import is_out_of_memory
+
+        if not is_out_of_memory(e):
+            raise  # a bug: its traceback is what a report needs
+        click.echo(
+            "error: out of memory; use a smaller --batch-size, fewer frames or images, or "
+            "another --device",
+            err=True,
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted; finished outputs are kept, re-run to resume.", err=True)

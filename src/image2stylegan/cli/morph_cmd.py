@@ -8,6 +8,9 @@ import click
 
 from .edit_common import (
     CONTEXT,
+    check_frames,
+    check_picture,
+    check_strip,
     edit_options,
     failures_as_errors,
     load_generator_for,
@@ -44,6 +47,7 @@ def morph(
     generator: str | None,
     batch_size: int,
     device: str,
+    overwrite: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -62,11 +66,17 @@ def morph(
 
     if len(latents) < 2:
         raise click.UsageError("morph needs at least two latent files (A and B)")
-    kind = out_kind(out, ("mp4", "gif", "folder", "image"))
+    kind = out_kind(out, ("mp4", "gif", "folder", "image"), overwrite)
+    total = (len(latents) - 1) * (frames - 1) + 1  # frames of the whole path
+    check_frames(2 * total if ping_pong else total, "--frames")
+    strip_path = None if no_strip or kind == "image" else (strip or default_strip_path(out))
+    if strip_path is not None:
+        check_strip(strip_path, out, overwrite)
     lats = load_latents(latents)
     G, source = load_generator_for(lats, generator, device)
+    if kind == "image" or strip_path is not None:
+        check_picture(min(strip_frames, total), G, "strip", "--strip-frames")
     ws = morph_path(stack_codes(lats), frames, loop=ping_pong)  # [K, num_ws, w_dim]
-    strip_path = None if no_strip or kind == "image" else (strip or default_strip_path(out))
     summary = write_sequence(
         G, ws, out, kind, fps=fps, batch_size=batch_size, quiet=quiet, desc="morph",
         strip=strip_path, strip_frames=strip_frames,

@@ -8,6 +8,7 @@ import click
 
 from .edit_common import (
     CONTEXT,
+    check_picture,
     edit_options,
     failures_as_errors,
     load_generator_for,
@@ -59,6 +60,7 @@ def style_transfer(
     generator: str | None,
     batch_size: int,
     device: str,
+    overwrite: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -87,7 +89,7 @@ def style_transfer(
         contents, styles = (latents[0],), (latents[1],)
     if not contents or not styles:
         raise click.UsageError("need at least one content and one style latent")
-    kind = out_kind(out, ("image", "folder"))
+    kind = out_kind(out, ("image", "folder"), overwrite)
     if kind == "image" and not grid and (len(contents) > 1 or len(styles) > 1):
         raise click.UsageError(
             "several contents/styles make several images: add --grid or use a folder --out"
@@ -98,6 +100,8 @@ def style_transfer(
     G, source = load_generator_for([*content_lats, *style_lats], generator, device)
     if from_layer is None:
         from_layer = PAPER_FROM_LAYER if G.num_ws > PAPER_FROM_LAYER else G.num_ws // 2
+    if kind == "image" and grid:
+        check_picture((len(styles) + 1) * (len(contents) + 1), G, "grid")
     if from_layer > G.num_ws:
         raise click.BadParameter(
             f"{from_layer} is beyond the generator's {G.num_ws} layers (0..{G.num_ws})",

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import click
 
+from .common import FiniteFloat
 from .edit_common import (
     CONTEXT,
+    check_frames,
+    check_picture,
+    check_strip,
     edit_options,
     failures_as_errors,
     load_generator_for,
@@ -24,16 +28,22 @@ from .edit_common import (
 @sequence_options(default_frames=60)
 @click.option(
     "--perturbation",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=100),
     default=0.0,
     show_default=True,
     help="σ of the random excursion around the straight path, per element in W units "
     "(0 = a straight walk). The path still starts at the latent and ends at w̄.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the perturbation.")
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of the perturbation.",
+)
 @click.option(
     "--end",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=100),
     default=1.0,
     show_default=True,
     help="How far towards w̄ to go: 1 = the mean face, 0.5 = halfway.",
@@ -68,6 +78,7 @@ def walk(
     generator: str | None,
     batch_size: int,
     device: str,
+    overwrite: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -83,9 +94,15 @@ def walk(
     from ..edit.walk import random_walk
     from ..video import default_strip_path
 
-    kind = out_kind(out, ("mp4", "gif", "folder", "image"))
+    kind = out_kind(out, ("mp4", "gif", "folder", "image"), overwrite)
+    check_frames(2 * frames if ping_pong else frames, "--frames")
+    strip_path = None if no_strip or kind == "image" else (strip or default_strip_path(out))
+    if strip_path is not None:
+        check_strip(strip_path, out, overwrite)
     lats = load_latents([latent])
     G, source = load_generator_for(lats, generator, device)
+    if kind == "image" or strip_path is not None:
+        check_picture(min(strip_frames, frames), G, "strip", "--strip-frames")
     ws = random_walk(
         lats[0].w.float(),
         G.w_avg.detach().cpu().float(),
@@ -97,7 +114,6 @@ def walk(
     )  # [K, num_ws, w_dim]
     if ping_pong:
         ws = ping_pong_fn(ws)
-    strip_path = None if no_strip or kind == "image" else (strip or default_strip_path(out))
     summary = write_sequence(
         G, ws, out, kind, fps=fps, batch_size=batch_size, quiet=quiet, desc="walk",
         strip=strip_path, strip_frames=strip_frames,

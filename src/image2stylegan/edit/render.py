@@ -6,6 +6,7 @@ writer: at most one batch of images is in memory, however long the sequence.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -13,10 +14,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..devices import is_out_of_memory
 from ..image import frame_to_pil, image_strip, tensor_to_uint8
 from ..models.base import Generator, NoiseMode
 
 __all__ = ["bordered_grid", "frame_to_pil", "image_strip", "render_frames", "render_images"]
+
+logger = logging.getLogger(__name__)
 
 
 def render_frames(
@@ -39,16 +43,26 @@ def render_frames(
     if noise_seeds is not None and len(noise_seeds) != ws.shape[0]:
         raise ValueError(f"need one noise seed per code: {ws.shape[0]}, got {len(noise_seeds)}")
     device = G.w_avg.device
-    for start in range(0, ws.shape[0], batch_size):
+    start = 0
+    while start < ws.shape[0]:
         batch = ws[start : start + batch_size].to(device=device, dtype=torch.float32)
         noise = None
         if noise_mode == "random":
             seeds = noise_seeds or range(ws.shape[0])
             per_code = [_cpu_noise(G, int(seeds[k])) for k in range(start, start + len(batch))]
             noise = [torch.cat(parts).to(device) for parts in zip(*per_code, strict=True)]
-        with torch.no_grad():
-            img = G.synthesis(batch, noise_mode=noise_mode, noise=noise)  # [B, C, H, W]
+        try:
+            with torch.no_grad():
+                img = G.synthesis(batch, noise_mode=noise_mode, noise=noise)  # [B, C, H, W]
+        except (RuntimeError, MemoryError) as e:  # frames do not depend on the batch: halve it
+            if len(batch) == 1 or not is_out_of_memory(e):
+                raise
+            batch_size = len(batch) // 2
+            logger.warning("out of memory at %d codes per batch; rendering %d", len(batch),
+                           batch_size)  # fmt: skip
+            continue
         frames = tensor_to_uint8(img)  # [B, H, W, C]
+        start += frames.shape[0]
         yield from frames
         if on_batch is not None:
             on_batch(frames.shape[0])

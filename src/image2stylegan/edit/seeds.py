@@ -12,35 +12,42 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..errors import short_repr
 from ..models.base import Generator
 
-__all__ = ["MAX_SEED", "parse_seeds", "seeds_to_ws", "seeds_to_z"]
+__all__ = ["MAX_SEED", "MAX_SEEDS", "parse_seeds", "seeds_to_ws", "seeds_to_z"]
 
 MAX_SEED = 2**32  # np.random.RandomState takes seeds in [0, 2^32)
+MAX_SEEDS = 10_000  # images of one run (their W+ codes alone: ~370 MB at 1024 px)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'0-7,12' -> [0, 1, ..., 7, 12]: ranges inclusive, spaces ignored; seeds in [0, 2^32).
+def parse_seeds(text: str, limit: int = MAX_SEEDS) -> list[int]:
+    """'0-7,12' -> [0, 1, ..., 7, 12]: ranges inclusive, spaces ignored; seeds in [0, 2^32), at
+    most `limit` of them (counted before any range is expanded).
 
     Raises `ValueError` saying how to write them.
     """
-    seeds: list[int] = []
+    ranges: list[tuple[int, int]] = []
     try:
         for part in str(text or "").replace(" ", "").split(","):
             if not part:
                 continue
             if "-" in part[1:]:
                 lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                seeds.extend(range(lo, hi + 1))
             else:
-                seeds.append(int(part))
-        if not seeds or any(not 0 <= s < MAX_SEED for s in seeds):
+                lo = hi = int(part)
+            if hi < lo or lo < 0 or hi >= MAX_SEED:
+                raise ValueError
+            ranges.append((lo, hi))
+        if not ranges:
             raise ValueError
     except ValueError:
-        raise ValueError(f"{text!r}: expected seeds like 0-7,12 (integers in [0, 2^32))") from None
-    return seeds
+        short = short_repr(text)
+        raise ValueError(f"{short}: expected seeds like 0-7,12 (integers in [0, 2^32))") from None
+    count = sum(hi - lo + 1 for lo, hi in ranges)
+    if count > limit:
+        raise ValueError(f"{short_repr(text)} is {count:,} seeds; at most {limit:,} per run")
+    return [s for lo, hi in ranges for s in range(lo, hi + 1)]
 
 
 def seeds_to_z(seeds: Sequence[int], z_dim: int) -> torch.Tensor:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["PAPER_LAYERS", "PRESETS", "EmbedConfig", "parse_loss"]
+from ..models.vgg16 import canonical_layer_name
+
+__all__ = ["MAX_STEPS", "PAPER_LAYERS", "PRESETS", "EmbedConfig", "parse_loss"]
 
 Space = Literal["w+", "w", "z"]
 NoiseHandling = Literal["const", "resample", "restart"]
@@ -22,6 +25,9 @@ Precision = Literal["fp32", "bf16", "fp16"]
 
 PAPER_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Eq. 2
 LOSS_TERMS = ("perceptual", "mse", "lpips")
+MAX_STEPS = 1_000_000  # 200x the paper's 5000 (the loss history is kept per step)
+MAX_PERCEPTUAL_SIZE = 16384  # px: the largest image side read
+MAX_SEED = 2**63  # torch generators take seeds in [0, 2^64); kept within a signed int64
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,29 @@ class EmbedConfig:
             raise ValueError(f"noise must be const, resample or restart, got {self.noise!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
-        if self.steps < 0:
-            raise ValueError(f"steps must be >= 0, got {self.steps}")
-        if self.perceptual_size is not None and self.perceptual_size < 16:
+        if not 0 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps must be 0 to {MAX_STEPS:,}, got {self.steps:,}")
+        if self.perceptual_size is not None and not (
+            16 <= self.perceptual_size <= MAX_PERCEPTUAL_SIZE
+        ):
             raise ValueError(
-                f"perceptual_size must be >= 16 px or None, got {self.perceptual_size}"
+                f"perceptual_size must be 16 to {MAX_PERCEPTUAL_SIZE} px or None, got "
+                f"{self.perceptual_size}"
             )
+        if not 0 <= self.seed < MAX_SEED:
+            raise ValueError(f"seed must be in [0, 2^63), got {self.seed}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= 1e3):
+            raise ValueError(f"lr must be a positive number up to 1000, got {self.lr}")
+        for name in ("mse_weight", "lpips_weight", "noise_regularize_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 1e12):
+                raise ValueError(f"{name} must be a number from 0 to 1e12, got {value}")
+        weights = self.layer_weights or ()
+        if not all(math.isfinite(v) and 0 <= v <= 1e12 for v in weights):
+            raise ValueError(f"layer weights must be numbers from 0 to 1e12, got {list(weights)}")
         parse_loss(self.loss)
+        for name in self.layers:
+            canonical_layer_name(name)  # ValueError naming the known layers
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             raise ValueError(
                 f"{len(self.layer_weights)} layer weights given for {len(self.layers)} layers"

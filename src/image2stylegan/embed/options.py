@@ -17,13 +17,19 @@ from typing import Any, get_args
 
 import torch
 
+from ..errors import I2SError, LatentError
 from ..image import FitMode
 from ..latents import load_latent
 from .config import PRESETS, EmbedConfig
 
 __all__ = [
     "CONFIG_SETTINGS",
+    "MAX_SIDE",
+    "InitMismatchError",
+    "OptionMismatchError",
     "RunOptions",
+    "check_init_fits",
+    "check_run_fits",
     "embed_config",
     "parse_content_size",
     "parse_init",
@@ -51,6 +57,7 @@ CONFIG_SETTINGS = (
     "compile",
 )
 FIT_MODES: tuple[str, ...] = get_args(FitMode)
+MAX_SIDE = 16384  # the largest side a size option may name (the largest image we read)
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,8 @@ def parse_perceptual_size(value: str | int | None) -> int | None:
         raise ValueError(
             f"perceptual size {value!r}: give a side length in pixels or 'full'"
         ) from None
-    if size < 16:
-        raise ValueError(f"perceptual size {size}: at least 16 px, or 'full'")
+    if not 16 <= size <= MAX_SIDE:
+        raise ValueError(f"perceptual size {size}: 16 to {MAX_SIDE} px, or 'full'")
     return size
 
 
@@ -128,8 +135,8 @@ def parse_content_size(value: str) -> tuple[int, int]:
         w, h = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise ValueError(f"content size {value!r}: expected WIDTHxHEIGHT, e.g. 512x384") from None
-    if w < 1 or h < 1:
-        raise ValueError(f"content size {value!r}: both sides must be positive")
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        raise ValueError(f"content size {value!r}: both sides must be 1 to {MAX_SIDE} px")
     return w, h
 
 
@@ -154,6 +161,66 @@ def parse_init(value: str) -> tuple[str, Path | None]:
     if value in ("mean", "random"):
         return value, None
     return "file", Path(value)
+
+
+class OptionMismatchError(I2SError):
+    """A run option that does not fit the loaded generator: a usage error of `option` (the
+    RunOptions / EmbedConfig field it names)."""
+
+    def __init__(self, message: str, option: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+class InitMismatchError(OptionMismatchError, LatentError):
+    """The start latent does not fit the generator (made with another one)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "init")
+
+
+def check_run_fits(options: RunOptions, resolution: int) -> None:
+    """Raise `OptionMismatchError` for sizes the generator's frame (`resolution` px) cannot
+    take: a perceptual size above it (the term never needs more pixels than G draws, 'full';
+    the default 256 is allowed on smaller generators), a content region larger than the frame."""
+    size = options.config.perceptual_size
+    largest = max(resolution, EmbedConfig.perceptual_size or 0)
+    if size is not None and size > largest:
+        raise OptionMismatchError(
+            f"perceptual size {size} px is larger than the generator's {resolution} px frame; "
+            f"use 'full' or a size up to {largest}",
+            "perceptual_size",
+        )
+    box = options.content_size
+    if box is not None and max(box) > resolution:
+        raise OptionMismatchError(
+            f"content size {box[0]}x{box[1]} does not fit the generator's "
+            f"{resolution}x{resolution} frame",
+            "content_size",
+        )
+
+
+def check_init_fits(
+    init: torch.Tensor,  # read_init_latent(path, space)
+    path: Path,
+    space: str,
+    generator: tuple[int, int, int],  # the generator's (num_ws, w_dim, z_dim)
+) -> None:
+    """Raise `InitMismatchError` naming the file unless `init` is one start code of the
+    generator's shape; checked once a run's generator is loaded, before any image is touched."""
+    num_ws, w_dim, z_dim = generator
+    if space == "z":
+        if init.numel() != z_dim:
+            raise InitMismatchError(
+                f"{path}: its z holds {init.numel()} values, the generator's z has {z_dim}; "
+                "it was made with a different generator"
+            )
+    elif tuple(init.shape) != (1, num_ws, w_dim):
+        shape = " x ".join(str(d) for d in init.shape[1:])
+        raise InitMismatchError(
+            f"{path}: has {shape} codes but the generator takes {num_ws} x {w_dim}; it was "
+            "made with a different generator"
+        )
 
 
 def read_init_latent(path: Path, space: str) -> torch.Tensor:

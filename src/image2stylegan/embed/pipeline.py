@@ -25,7 +25,7 @@ from ..models.vgg16 import VGG16Features
 from .config import EmbedConfig
 from .embedder import Embedder, TargetLoss
 from .generators import GeneratorInfo, open_generator
-from .options import RunOptions, read_init_latent
+from .options import RunOptions, check_init_fits, check_run_fits, read_init_latent
 from .records import run_record
 from .runner import (
     BatchProgress,
@@ -149,10 +149,17 @@ class EmbedPipeline:
 
 def load_pipeline(options: RunOptions, progress: bool = True) -> EmbedPipeline:
     """Load what `options` name: the start code first (cheap checks before big downloads), then
-    the generator on the resolved device. `progress`: download progress bars."""
+    the generator on the resolved device. `progress`: download progress bars.
+
+    Raises `OptionMismatchError` for options the generator cannot take (`InitMismatchError`, a
+    `LatentError`, when the start code was made for another generator).
+    """
     init = None
     if options.init_file is not None:
         init = read_init_latent(options.init_file, options.config.space)
     device = resolve_device(options.device)
     G, info = open_generator(options.generator, device=device, progress=progress)
+    if init is not None and options.init_file is not None:
+        check_init_fits(init, options.init_file, options.config.space, (G.num_ws, G.w_dim, G.z_dim))
+    check_run_fits(options, G.img_resolution)
     return EmbedPipeline(options.replace(device=device), G, info, init)

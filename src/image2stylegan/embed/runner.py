@@ -9,9 +9,16 @@ to the end and returns the outcomes in job order.
 
 Resume: every `checkpoint_every` steps, and whenever the loop is left early (Ctrl+C, or the
 consumer closing the iterator), each unfinished image's state goes to its hidden checkpoint, so a
-re-run continues exactly. Finished images (a latent file present) are skipped unless `overwrite`.
+re-run continues exactly. Finished images (a latent file present) are skipped unless `overwrite`;
+one whose input file changed since (another sha256 than its record names) fails with a message
+saying so (`--overwrite` embeds it again) instead of keeping the stale result silently.
 A `stop` callable ends the run early instead: the batch in progress is finished from the state
 reached and recorded with `stopped_early`; later batches are not started.
+
+Outputs: `plan_jobs` names the folders (`folders.plan_names`: safe, unique, stable across
+reruns); every job's folder is checked before anything is written into it (a real folder inside
+the run's output folder, `folders.check_output_folder`). A job whose folder cannot be written
+fails alone with one line; the others are done.
 
 Extension points for later stages: `stages` refine a finished batch's result before it is
 recorded (e.g. further optimisation), `metrics` add measurements to every record.
@@ -33,10 +40,13 @@ import torch
 from PIL import Image
 
 from ..align import AlignDependencyError
-from ..errors import I2SError
+from ..devices import is_out_of_memory
+from ..errors import I2SError, LatentError
 from ..fileio import atomic_path, sha256_file
 from ..image import pil_to_tensor, save_image
+from ..latents import load_latent
 from .embedder import Embedder, EmbedResult, EmbedState, StepReport
+from .folders import check_output_folder, plan_names
 from .options import RunOptions
 from .records import (
     CHECKPOINT_NAME,
@@ -75,6 +85,7 @@ class EmbedJob:
     paths: OutputPaths  # where its files go
     name: str = ""  # for messages and progress (default: the latent file's folder or stem)
     align: bool | None = None  # FFHQ-align this image; None = the run's option
+    root: Path | None = None  # the run's output folder, which every file must stay inside
     frame: Image.Image | None = None  # an already prepared frame of the source (skips decoding)
     # --- filled in by the runner -----------------------------------------------------------
     target: torch.Tensor | None = None  # [1, 3, H, W] in [-1, 1]
@@ -161,17 +172,15 @@ class Metric(Protocol):
 
 
 def plan_jobs(sources: Sequence[Path], out: Path, layout: Layout = "folder") -> list[EmbedJob]:
-    """One job per input; outputs named by the file stem, de-duplicated in input order (`photo`,
-    `photo-2`, ...) so two inputs never share a record."""
-    seen: dict[str, int] = {}
-    jobs = []
-    for src in sources:
-        stem = Path(src).stem or "image"
-        count = seen.get(stem, 0) + 1
-        seen[stem] = count
-        name = stem if count == 1 else f"{stem}-{count}"
-        jobs.append(EmbedJob(Path(src), OutputPaths.of(layout, Path(out), name), name=name))
-    return jobs
+    """One job per input, named by its file stem made safe; inputs sharing a stem are named by
+    stem and extension (`x-jpg`, `x-png`), then by a hash of their path (`folders.plan_names`),
+    so two inputs never share a record and a rerun finds each image's folder again."""
+    out = Path(out)
+    names = plan_names(sources, out, layout)
+    return [
+        EmbedJob(Path(src), OutputPaths.of(layout, out, name), name=name, root=out)
+        for src, name in zip(sources, names, strict=True)
+    ]
 
 
 def embed_files(
@@ -222,8 +231,11 @@ def iter_embed_files(
     base = _fingerprint(embedder, record, options, init)
     pending: list[EmbedJob] = []
     for job in jobs:
-        if job.paths.latent.exists() and not options.overwrite:
-            yield JobOutcome.of(job, "skipped", latent=str(job.paths.latent))
+        finished = None if options.overwrite else _finished(job)
+        if finished is not None:
+            if finished.error:
+                logger.error("%s", finished.error)
+            yield finished
             continue
         try:
             _prepare(job, G.img_resolution, options)
@@ -233,6 +245,23 @@ def iter_embed_files(
         except I2SError as e:
             logger.error("%s", e)
             yield JobOutcome.of(job, "failed", error=str(e))
+            continue
+        except OSError as e:  # the folder or a file in it cannot be written
+            error = f"{job.out_dir}: cannot write ({e.strerror or e})"
+            logger.error("%s", error)
+            yield JobOutcome.of(job, "failed", error=error)
+            continue
+        except (MemoryError, RuntimeError) as e:  # e.g. a huge image on a small machine
+            if not is_out_of_memory(e):
+                raise
+            error = f"{job.source}: out of memory while preparing the image"
+            logger.error("%s", error)
+            yield JobOutcome.of(job, "failed", error=error)
+            continue
+        except ValueError as e:  # an image the preparation cannot use: it fails alone
+            error = f"{job.source}: {e}"
+            logger.error("%s", error)
+            yield JobOutcome.of(job, "failed", error=error)
             continue
         for note in job.notes:
             logger.warning("%s", note)
@@ -254,11 +283,23 @@ def iter_embed_files(
                 yield JobOutcome.of(job, "stopped")
             return
         targets = torch.cat([_target(job) for job in batch])
-        result, stopped = yield from _run_batch(
-            batch, targets, embedder, options, init, base, b, len(batches), stop
-        )
-        for stage in stages:
-            result = stage(embedder, targets, result)
+        try:
+            result, stopped = yield from _run_batch(
+                batch, targets, embedder, options, init, base, b, len(batches), stop
+            )
+            for stage in stages:
+                result = stage(embedder, targets, result)
+        except (MemoryError, RuntimeError) as e:  # this batch fails; smaller ones may fit
+            if not is_out_of_memory(e):
+                raise
+            for job in batch:
+                error = (
+                    f"{job.source}: out of memory embedding {len(batch)} image(s) together "
+                    f"on {embedder.device}; use a smaller --batch-size or --perceptual-size"
+                )
+                logger.error("%s", error)
+                yield JobOutcome.of(job, "failed", error=error)
+            continue
         yield BatchDone(batch, result, b, len(batches), stopped)
         for i, job in enumerate(batch):
             yield _write(job, select(result, i), targets[i : i + 1], embedder, options, record,
@@ -267,6 +308,36 @@ def iter_embed_files(
             for job in (j for later in batches[b:] for j in later):
                 yield JobOutcome.of(job, "stopped")
             return
+
+
+def _finished(job: EmbedJob) -> JobOutcome | None:
+    """The outcome of a job whose latent file exists: skipped, or failed when that record is
+    unreadable, another image's, or older than the input file; None: not finished."""
+    latent = job.paths.latent
+    if not latent.exists() and not latent.is_symlink():
+        return None
+    try:
+        meta = load_latent(latent).metadata
+    except LatentError as e:
+        return JobOutcome.of(job, "failed", error=f"{e}; pass --overwrite to embed it again")
+    recorded, name = meta.get("image_sha256"), meta.get("image")
+    try:
+        current = sha256_file(job.source) if recorded else None
+    except OSError:
+        return None  # an unreadable input: preparing it says why, as for any input
+    if isinstance(name, str) and name != job.source.name:
+        error = (
+            f"{job.source}: {latent} holds the embedding of another image ({name}); "
+            "pass --overwrite to replace it"
+        )
+        return JobOutcome.of(job, "failed", error=error)
+    if current is not None and current != recorded:
+        error = (
+            f"{job.source}: the file changed since {latent} was made from it (its sha256 "
+            "differs); the result there is stale: pass --overwrite to embed it again"
+        )
+        return JobOutcome.of(job, "failed", error=error)
+    return JobOutcome.of(job, "skipped", latent=str(latent))
 
 
 def _target(job: EmbedJob) -> torch.Tensor:
@@ -301,6 +372,7 @@ def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
         frame, job.aligned = target.frame, target.aligned
     job.target = pil_to_tensor(frame)
     job.image_sha256 = sha256_file(job.source)
+    check_output_folder(job.out_dir, job.root, hidden=[job.paths.frames])  # nothing written yet
     save_image(frame, job.paths.target)
 
 
@@ -351,6 +423,7 @@ def _save_checkpoint(job: EmbedJob, state: EmbedState, fingerprint: str) -> None
     torch.save(
         {
             "fingerprint": fingerprint,
+            "image": job.source.name,  # whose record the folder holds (folders.record_owner)
             "image_sha256": job.image_sha256,
             "state": state.to_dict(),
             "clock": [list(c) for c in job.clock],
@@ -385,9 +458,19 @@ def _run_batch(
     last: StepReport | None = None
     stopped = False
 
+    unsaved: set[int] = set()  # jobs whose checkpoint or frame could not be written (warned once)
+
+    def warn_once(job: EmbedJob, what: str, e: OSError) -> None:
+        if id(job) not in unsaved:
+            unsaved.add(id(job))
+            logger.warning("%s: cannot write its %s (%s)", job.out_dir, what, e.strerror or e)
+
     def save_all(report: StepReport) -> None:
         for job, s in zip(jobs, report.state().split(), strict=True):
-            _save_checkpoint(job, s, _job_fingerprint(base, job))
+            try:  # a checkpoint is a cache: a full disk costs the resume point, not the run
+                _save_checkpoint(job, s, _job_fingerprint(base, job))
+            except OSError as e:
+                warn_once(job, "resume checkpoint", e)
 
     iterator = embedder.iterate(targets, init=init, state=state, report_every=every)
     try:
@@ -397,7 +480,10 @@ def _run_batch(
                 job.clock.append((report.step, report.elapsed))
             if video_every and report.images.numel() and report.step % video_every == 0:
                 for job, img in zip(jobs, report.images, strict=True):
-                    save_image(img, job.paths.frames / f"frame_{report.step:07d}.png")
+                    try:
+                        save_image(img, job.paths.frames / f"frame_{report.step:07d}.png")
+                    except OSError as e:
+                        warn_once(job, "video frames", e)
             if report.step % options.checkpoint_every == 0 and report.step < steps:
                 save_all(report)
             yield BatchProgress(jobs, report, batch, batches, start)
@@ -452,6 +538,13 @@ def _write(
     stopped: bool,
     metrics: Sequence[Metric],
 ) -> JobOutcome:
+    if not bool(torch.isfinite(result.ws).all()):
+        error = (
+            f"{job.source}: the optimisation diverged (the latent holds NaN or infinite values); "
+            "try a smaller --lr or loss weights"
+        )
+        logger.error("%s", error)
+        return JobOutcome.of(job, "failed", error=error)
     measured: dict[str, float] = {}
     for metric in metrics:
         measured.update(metric(result, target))
@@ -469,7 +562,13 @@ def _write(
         stopped_early=stopped,
         metrics=measured,
     )
-    latent = write_record(job.paths, result, meta, job.clock, video=options.video)
+    try:
+        latent = write_record(job.paths, result, meta, job.clock, video=options.video)
+    except (OSError, I2SError) as e:  # e.g. the disk filled up: this image fails alone
+        text = str(e) if isinstance(e, I2SError) else f"cannot write ({e.strerror or e})"
+        error = text if str(job.out_dir) in text else f"{job.out_dir}: {text}"
+        logger.error("%s", error)
+        return JobOutcome.of(job, "failed", error=error)
     return JobOutcome.of(
         job,
         "done",

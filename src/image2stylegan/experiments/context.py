@@ -210,12 +210,15 @@ class ExperimentContext:
         ]
 
     def _job(self, variant: str, item: ImageItem) -> EmbedJob:
-        paths = OutputPaths.folder(self.out / "embeddings" / variant / item.name)
+        root = self.out / "embeddings" / variant
+        paths = OutputPaths.folder(root / item.name)
         target = self._targets.get(item.path)
         if target is not None:  # a prepared photo
-            return EmbedJob(item.path, paths, item.name, align=target.aligned, frame=target.frame)
+            return EmbedJob(item.path, paths, item.name, align=target.aligned, frame=target.frame,
+                            root=root)  # fmt: skip
         # a frame the experiment made: embedded as it is
-        return EmbedJob(item.path, paths, item.name, align=False, frame=load_image(item.path))
+        return EmbedJob(item.path, paths, item.name, align=False, frame=load_image(item.path),
+                        root=root)  # fmt: skip
 
     def _settings(self, config: EmbedConfig, record: dict[str, Any]) -> dict[str, Any]:
         init = self.pipeline.init

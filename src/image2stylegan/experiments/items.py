@@ -75,17 +75,15 @@ def category_of(path: str | Path) -> str:
 
 
 def collect_items(paths: Iterable[str | Path]) -> list[ImageItem]:
-    """ImageItems for image files in the given order; names are file stems, de-duplicated as the
-    embed runner does (`photo`, `photo-2`, ...)."""
-    seen: dict[str, int] = {}
-    items = []
-    for p in paths:
-        p = Path(p)
-        stem = p.stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        name = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"
-        items.append(ImageItem(p, name, category_of(p)))
-    return items
+    """ImageItems for image files in the given order; names are the file stems made safe and
+    unique as the embed runner makes them (`photo`; `x-jpg`, `x-png` for a shared stem)."""
+    from ..embed.folders import unique_names
+
+    files = [Path(p) for p in paths]
+    return [
+        ImageItem(p, name, category_of(p))
+        for p, name in zip(files, unique_names(files), strict=True)
+    ]
 
 
 def category_rank(category: str) -> tuple[int, str]:

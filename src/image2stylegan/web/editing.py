@@ -49,13 +49,10 @@ MAX_SEEDS = 256  # images of one Generate run
 
 def parse_seeds(text: str) -> list[int]:
     """`edit.seeds.parse_seeds` ('0-7,12' -> [0, ..., 7, 12]), at most MAX_SEEDS per run."""
-    try:
-        seeds = seed_lists.parse_seeds(text)
+    try:  # counted before any range is expanded
+        return seed_lists.parse_seeds(text, limit=MAX_SEEDS)
     except ValueError as e:
         raise UserError(str(e)) from None
-    if len(seeds) > MAX_SEEDS:
-        raise UserError(f"{len(seeds)} seeds: at most {MAX_SEEDS} per run")
-    return seeds
 
 
 class EditTab:

@@ -24,6 +24,7 @@ from PIL import Image
 from ..embed import PRESETS, EmbedConfig, RunOptions, embed_config
 from ..embed.embedder import StepReport
 from ..embed.generators import default_align
+from ..embed.options import check_run_fits
 from ..embed.options import parse_perceptual_size as parse_size
 from ..embed.pipeline import EmbedPipeline
 from ..embed.runner import BatchDone, BatchProgress, EmbedJob, JobOutcome, plan_jobs
@@ -192,6 +193,7 @@ class EmbedTab:
         try:
             yield None, f"Loading generator `{generator}` …", None, keep, keep, keep
             G, info = self.ws.generator(options.generator)
+            check_run_fits(options, G.img_resolution)  # e.g. a perceptual size above G's frame
             vgg_module = None
             if "perceptual" in config.loss_terms:
                 yield None, f"Loading VGG-16 `{vgg}` …", None, keep, keep, keep

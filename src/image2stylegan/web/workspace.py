@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from ..devices import resolve_device
@@ -120,6 +121,21 @@ class Workspace:
         with self._lock:
             if self._stops.get(session) is event:
                 del self._stops[session]
+
+    def stop_all(self, timeout: float = 10.0) -> bool:
+        """Ask every running embedding to stop (the server is shutting down) and wait up to
+        `timeout` seconds for them to end; True when none is left running."""
+        with self._lock:
+            events = list(self._stops.values())
+        for event in events:
+            event.set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._stops:
+                    return True
+            time.sleep(0.05)
+        return False
 
     def request_stop(self, session: str) -> bool:
         """Ask `session`'s running embedding to stop; False when it has none running."""
