@@ -328,7 +328,7 @@ def load_face_identity() -> FaceIdentity | None:
 
 @functools.lru_cache(maxsize=16)
 def _note_once(message: str) -> None:
-    logger.warning("%s", message)
+    logger.info("%s", message)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,11 +14,18 @@ A `stop` callable ends the run early instead: the batch in progress is finished 
 reached and recorded with `stopped_early`; later batches are not started.
 
 Extension points for later stages: `stages` refine a finished batch's result before it is
-recorded (e.g. further optimisation), `metrics` add measurements to every record.
+recorded (e.g. further optimisation), `metrics` add measurements to every record (the pipeline
+adds the reconstruction metrics of `embed.evaluation`); each finished image's metrics also go to
+the run's `metrics.csv` (one row per image).
+
+Masks (Image2StyleGAN++ local embedding): a job's `mask_source` (or the run's `options.mask`) is
+transformed like its image and written beside target.png as mask.png; the loss of every step and
+the metrics see only its white pixels (`embed.masks`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -33,7 +40,7 @@ import torch
 from PIL import Image
 
 from ..align import AlignDependencyError
-from ..errors import I2SError
+from ..errors import I2SError, ImageError
 from ..fileio import atomic_path, sha256_file
 from ..image import pil_to_tensor, save_image
 from .embedder import Embedder, EmbedResult, EmbedState, StepReport
@@ -43,6 +50,7 @@ from .records import (
     Layout,
     OutputPaths,
     latent_metadata,
+    update_metrics_csv,
     write_record,
 )
 from .targets import prepare_target
@@ -76,10 +84,14 @@ class EmbedJob:
     name: str = ""  # for messages and progress (default: the latent file's folder or stem)
     align: bool | None = None  # FFHQ-align this image; None = the run's option
     frame: Image.Image | None = None  # an already prepared frame of the source (skips decoding)
+    mask_source: Path | None = None  # its mask file (white = embed); None = the run's mask
+    mask_frame: Image.Image | None = None  # a mask already in frame coordinates (with `frame`)
     # --- filled in by the runner -----------------------------------------------------------
     target: torch.Tensor | None = None  # [1, 3, H, W] in [-1, 1]
     aligned: bool = False  # whether the target was FFHQ-aligned
     image_sha256: str = ""
+    mask: torch.Tensor | None = None  # [1, 1, H, W] in [0, 1], the mask in the frame
+    mask_sha256: str = ""  # of the frame mask's bytes (resume safety)
     state: EmbedState | None = None  # resume point
     clock: list[tuple[int, float]] = field(default_factory=list)  # (step, elapsed s) samples
     notes: list[str] = field(default_factory=list)  # warnings while preparing (e.g. two faces)
@@ -155,9 +167,14 @@ class Stage(Protocol):
 
 
 class Metric(Protocol):
-    """Measurements of one finished image (`result` has batch 1), recorded under "metrics"."""
+    """Measurements of one finished image (`result` has batch 1), recorded under "metrics".
 
-    def __call__(self, result: EmbedResult, target: torch.Tensor) -> Mapping[str, float]: ...
+    `target` [1, 3, H, W] is the frame the loss saw, `mask` [1, 1, H, W] its mask (None: all
+    pixels were embedded)."""
+
+    def __call__(
+        self, result: EmbedResult, target: torch.Tensor, mask: torch.Tensor | None
+    ) -> Mapping[str, float]: ...
 
 
 def plan_jobs(sources: Sequence[Path], out: Path, layout: Layout = "folder") -> list[EmbedJob]:
@@ -254,19 +271,28 @@ def iter_embed_files(
                 yield JobOutcome.of(job, "stopped")
             return
         targets = torch.cat([_target(job) for job in batch])
+        masks = _masks(batch, targets)
         result, stopped = yield from _run_batch(
-            batch, targets, embedder, options, init, base, b, len(batches), stop
+            batch, targets, embedder, options, init, base, b, len(batches), stop, masks
         )
         for stage in stages:
             result = stage(embedder, targets, result)
         yield BatchDone(batch, result, b, len(batches), stopped)
         for i, job in enumerate(batch):
             yield _write(job, select(result, i), targets[i : i + 1], embedder, options, record,
-                         stopped, metrics)  # fmt: skip
+                         stopped, metrics, len(batch))  # fmt: skip
         if stopped:
             for job in (j for later in batches[b:] for j in later):
                 yield JobOutcome.of(job, "stopped")
             return
+
+
+def _masks(batch: Sequence[EmbedJob], targets: torch.Tensor) -> torch.Tensor | None:
+    """[N, 1, H, W] masks of a batch (ones for unmasked jobs), or None when none has one."""
+    if all(job.mask is None for job in batch):
+        return None
+    ones = torch.ones_like(targets[:1, :1])
+    return torch.cat([ones if job.mask is None else job.mask for job in batch])
 
 
 def _target(job: EmbedJob) -> torch.Tensor:
@@ -278,6 +304,8 @@ def _target(job: EmbedJob) -> torch.Tensor:
 def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
     """Decode (+ align) + fit to the generator frame; write target.png (what the loss sees)."""
     align = bool(options.align) if job.align is None else job.align
+    mask_source = job.mask_source or options.mask
+    frame_mask = None
     if job.frame is not None:
         frame = job.frame.convert("RGB")
         if frame.size != (resolution, resolution):
@@ -286,6 +314,10 @@ def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
                 f"draws {resolution}x{resolution}"
             )
         job.aligned = align
+        if job.mask_frame is not None:
+            frame_mask = job.mask_frame.convert("L")
+            if frame_mask.size != frame.size:
+                raise I2SError(f"{job.source}: its mask frame is not {resolution}x{resolution}")
     else:
         with warnings.catch_warnings(record=True) as caught:  # alignment's (two faces, ...)
             warnings.simplefilter("always")
@@ -296,11 +328,25 @@ def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
                 fit=options.fit,
                 content_size=options.content_size,
                 name=str(job.source),
+                mask=mask_source,
             )
         job.notes += [f"{job.source.name}: {w.message}" for w in caught]
-        frame, job.aligned = target.frame, target.aligned
+        frame, job.aligned, frame_mask = target.frame, target.aligned, target.mask
     job.target = pil_to_tensor(frame)
     job.image_sha256 = sha256_file(job.source)
+    if frame_mask is not None:
+        from .masks import mask_to_tensor
+
+        job.mask = mask_to_tensor(frame_mask)
+        if float(job.mask.max()) == 0:
+            raise ImageError(
+                f"{mask_source or job.source}: no pixel of the mask is left in the generator's "
+                "frame (after alignment and fit); nothing to embed"
+            )
+        job.mask_sha256 = hashlib.sha256(frame_mask.tobytes()).hexdigest()
+        save_image(frame_mask, job.paths.mask)
+    else:
+        job.paths.mask.unlink(missing_ok=True)  # from an earlier masked run of this output
     save_image(frame, job.paths.target)
 
 
@@ -320,8 +366,10 @@ def _fingerprint(
 
 
 def _job_fingerprint(base: str, job: EmbedJob) -> str:
-    """The run's fingerprint plus what differs per image: whether its target was aligned."""
-    return f"{base}|aligned={job.aligned}"
+    """The run's fingerprint plus what differs per image: whether its target was aligned, and
+    its mask."""
+    mask = f"|mask={job.mask_sha256}" if job.mask_sha256 else ""
+    return f"{base}|aligned={job.aligned}{mask}"
 
 
 def _load_checkpoint(job: EmbedJob, fingerprint: str, overwrite: bool) -> None:
@@ -371,11 +419,12 @@ def _run_batch(
     batch: int,
     batches: int,
     stop: Callable[[], bool] | None,
+    masks: torch.Tensor | None = None,  # [N, 1, H, W] or None
 ) -> Generator[BatchProgress, None, tuple[EmbedResult, bool]]:
     """Optimise one batch, yielding its progress; returns (result, stopped early)."""
     first = jobs[0].state
     state = EmbedState.merge([job.state for job in jobs if job.state]) if first else None
-    steps = embedder.config.steps
+    steps = embedder.config.total_steps  # W+ steps and noise-stage steps: one loop
     start = state.step if state is not None else 0
     # Reports (the only host syncs) land on every checkpoint and video frame; short runs report
     # more often so progress moves (~100 updates per run at most).
@@ -389,7 +438,7 @@ def _run_batch(
         for job, s in zip(jobs, report.state().split(), strict=True):
             _save_checkpoint(job, s, _job_fingerprint(base, job))
 
-    iterator = embedder.iterate(targets, init=init, state=state, report_every=every)
+    iterator = embedder.iterate(targets, init=init, state=state, report_every=every, masks=masks)
     try:
         for report in iterator:
             last = report
@@ -412,7 +461,7 @@ def _run_batch(
         iterator.close()
     if last is None:
         raise RuntimeError("the optimisation produced no report")
-    return embedder.finish(targets, last.state()), stopped
+    return embedder.finish(targets, last.state(), masks=masks), stopped
 
 
 def _report_interval(*intervals: int) -> int:
@@ -451,10 +500,13 @@ def _write(
     record: Mapping[str, Any],
     stopped: bool,
     metrics: Sequence[Metric],
+    batch_images: int = 1,
 ) -> JobOutcome:
     measured: dict[str, float] = {}
     for metric in metrics:
-        measured.update(metric(result, target))
+        measured.update(metric(result, target, job.mask))
+    if measured:  # the batch's time shared by its images
+        measured["time_s"] = round(float(result.elapsed) / max(batch_images, 1), 3)
     cfg = embedder.config
     meta = latent_metadata(
         record,
@@ -468,8 +520,11 @@ def _write(
         init_file=str(options.init_file) if options.init_file is not None else None,
         stopped_early=stopped,
         metrics=measured,
+        masked=job.mask is not None,
     )
     latent = write_record(job.paths, result, meta, job.clock, video=options.video)
+    if measured:
+        update_metrics_csv(job.paths.run_metrics, job.name, measured)
     return JobOutcome.of(
         job,
         "done",
