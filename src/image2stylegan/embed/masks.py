@@ -11,7 +11,9 @@ bit-identical embeddings (tests/test_masks.py).
 A mask file is transformed exactly like its image (`embed.targets.prepare_target`): the same FFHQ
 alignment warp (what the warp invents outside the photo, the image's reflected padding, is
 undefined: 0) and the same fit to the generator's frame (letterbox bars and the area outside a
-non-square generator's content are 0).
+non-square generator's content are 0). The image's undefined pixels are blacked out before any
+of that (face detection, warp, resampling filters), so they cannot leak into defined frame
+pixels either: two photos that differ only where their mask is 0 give the same frame.
 """
 
 from __future__ import annotations

@@ -47,7 +47,10 @@ def prepare_target(
     """The frame the loss sees; errors are `ImageError`s (`AlignError` when there is no face).
 
     `mask` goes through the same alignment warp and fit as the image (`Target.mask`); what the
-    warp invents outside the photo and the fit's letterbox bars are 0 (undefined) in it."""
+    warp invents outside the photo and the fit's letterbox bars are 0 (undefined) in it. The
+    image's pixels where the mask is 0 are set to black first, before face detection, warp and
+    resampling, so that they cannot reach the frame through a resampling filter or move the
+    alignment: undefined pixels have no influence at all."""
     if isinstance(image, Image.Image):
         img = image.convert("RGB")
         name = name or "the image"
@@ -67,6 +70,8 @@ def prepare_target(
                 )
         else:
             source_mask = load_mask(mask, img.size)
+        defined = source_mask.point(lambda v: 255 if v > 0 else 0)
+        img = Image.composite(img, Image.new("RGB", img.size), defined)
     return _prepare(img, size, align, fit, content_size, name, landmarks, source_mask)
 
 
