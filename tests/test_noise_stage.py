@@ -133,3 +133,99 @@ def test_a_generator_without_noise_inputs_says_so():
     with pytest.raises(I2SError, match="random:no-noise has no noise inputs"):
         build_embedder(G, EmbedConfig(steps=1, loss="mse", noise_steps=1))
     build_embedder(G, EmbedConfig(steps=1, loss="mse"))  # without the stage it embeds
+
+
+# --- files: latent.npz holds the noise maps; every render uses them ---------------------------
+
+
+@pytest.fixture(scope="module")
+def noisy_run(tmp_path_factory, G):
+    """`embed --noise-steps` on two frames rendered by G from known w with random noise."""
+    from PIL import Image
+
+    from image2stylegan.checkpoints.native import save_native
+    from image2stylegan.image import tensor_to_pil
+
+    d = tmp_path_factory.mktemp("noisy")
+    gen_file = d / "tiny.safetensors"
+    save_native(G, gen_file, source="test")
+    gen = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(2, G.z_dim, generator=gen), truncation_psi=0.7)
+        noise = [torch.randn((2, 1, *b.shape[2:]), generator=gen) for b in G.noise_buffers()]
+        frames = G.synthesis(ws, noise=noise)
+    paths = []
+    for i in range(2):
+        paths.append(d / f"img{i}.png")
+        tensor_to_pil(frames[i]).save(paths[-1])
+    rc = _cli(["embed", *paths, "-g", gen_file, "--out", d / "emb", "--steps", "30", "--lr",
+               "0.05", "--loss", "mse", "--noise-steps", "40", "--quiet", "--batch-size", "2"])  # fmt: skip
+    assert rc == 0
+    assert Image.open(d / "emb" / "img0" / "reconstruction.png").size == (32, 32)
+    return d, gen_file
+
+
+def _cli(args: list) -> int:
+    from image2stylegan.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    return int(exc.value.code or 0)
+
+
+def test_latent_file_holds_the_noise_maps_and_rerenders_the_reconstruction(noisy_run, G):
+    import numpy as np
+    from PIL import Image
+
+    from image2stylegan import load_latent
+    from image2stylegan.latents import latent_noise
+
+    d, gen_file = noisy_run
+    folder = d / "emb" / "img0"
+    lat = load_latent(folder / "latent.npz")
+    maps = latent_noise(lat)
+    assert maps is not None and [tuple(t.shape) for t in maps] == [
+        (1, 1, *b.shape[2:]) for b in G.noise_buffers()
+    ]
+    assert all(t.dtype == torch.float32 for t in maps)
+    assert lat.metadata["noise_stage"] == {
+        "schedule": "sequential", "steps": 40, "lr": 5.0, "loss": "mse"
+    }  # fmt: skip
+    assert lat.metadata["steps"] == 70 and lat.metadata["noise_maps"] == len(maps)
+    recon = np.asarray(Image.open(folder / "reconstruction.png"))
+    assert (
+        _cli(["generate", folder / "latent.npz", "-g", gen_file, "--out", d / "g.png", "-q"]) == 0
+    )
+    assert np.array_equal(np.asarray(Image.open(d / "g.png")), recon)
+    # without its noise maps the code draws something else
+    no_noise = G.synthesis(lat.w, noise_mode="const")
+    assert M.psnr(recon, no_noise) < M.psnr(recon, recon) - 10
+    # metadata PSNR is PSNR(target.png, reconstruction.png)
+    target = Image.open(folder / "target.png")
+    assert abs(lat.metadata["metrics"]["psnr"] - M.psnr(target, recon)) < 0.1
+    assert lat.metadata["metrics"]["psnr"] == pytest.approx(M.psnr(target, recon), abs=1e-9)
+
+
+def test_morph_interpolates_noise_and_edits_use_the_latents_noise(noisy_run):
+    import numpy as np
+    from PIL import Image
+
+    d, gen_file = noisy_run
+    a, b = d / "emb" / "img0" / "latent.npz", d / "emb" / "img1" / "latent.npz"
+    out = d / "morph"
+    assert _cli(["morph", a, b, "--frames", "5", "-g", gen_file, "--out", out, "-q"]) == 0
+    first, last = (np.asarray(Image.open(out / f"frame_{k:04d}.png")) for k in (0, 4))
+    for frame, folder in ((first, "img0"), (last, "img1")):
+        recon = np.asarray(Image.open(d / "emb" / folder / "reconstruction.png"))
+        assert np.array_equal(frame, recon)  # both ends reproduce the reconstructions
+    assert _cli(["style-transfer", a, b, "--from-layer", "8", "-g", gen_file, "--out",
+                 d / "st.png", "-q"]) == 0  # fmt: skip
+    # all layers from the content: the content's reconstruction, with its noise
+    recon_a = np.asarray(Image.open(d / "emb" / "img0" / "reconstruction.png"))
+    assert np.array_equal(np.asarray(Image.open(d / "st.png")), recon_a)
+    assert _cli(["expression", a, a, b, "--strengths", "0", "-g", gen_file, "--out",
+                 d / "ex.png", "-q"]) == 0  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(d / "ex.png")), recon_a)  # λ = 0: the target
+    assert _cli(["walk", a, "--frames", "3", "--end", "0", "-g", gen_file, "--out",
+                 d / "walk", "-q", "--no-strip"]) == 0  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(d / "walk" / "frame_0000.png")), recon_a)
