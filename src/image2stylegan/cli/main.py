@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "convert": ".convert_cmd:convert",
     "serve": ".serve_cmd:serve",
     "experiment": ".experiment_cmd:experiment",
+    "evaluate": ".evaluate_cmd:evaluate",
 }
 
 
