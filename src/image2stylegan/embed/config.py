@@ -62,6 +62,7 @@ class EmbedConfig:
     noise_lr: float = 5.0  # Adam lr of the noise maps in that stage (Sec. 4.2)
     noise_loss: NoiseLoss = "mse"  # Mk_n (Sec. 6.2): pixel MSE only; or the W+ stage's Eq. 1
     noise_joint: bool = False  # the rejected alternative: noise and W+ jointly from step 1
+    w_rows: tuple[int, int] | None = None  # optimise only W+ rows [start, stop) (Sec. 7.3)
     # --- NVIDIA projector extras (all off in the paper) ----------------------------------------
     lr_rampup: float = 0.0  # fraction of the steps with a linear lr warm-up
     lr_rampdown: float = 0.0  # fraction of the steps with a cosine lr ramp-down
@@ -102,6 +103,14 @@ class EmbedConfig:
                 "noise_joint optimises the noise with W+ from the first step; it excludes the "
                 "sequential noise stage (noise_steps) and NVIDIA's optimize_noise"
             )
+        if self.w_rows is not None:
+            start, stop = self.w_rows
+            if not 0 <= start < stop:
+                raise ValueError(
+                    f"w_rows must be [start, stop) with 0 <= start < stop, got {start, stop}"
+                )
+            if self.space != "w+":
+                raise ValueError("w_rows selects rows of a W+ code: it needs space w+")
         if self.noise_steps and self.optimize_noise:
             raise ValueError(
                 "the noise stage (noise_steps) optimises the noise after W+; NVIDIA's "
@@ -142,6 +151,8 @@ class EmbedConfig:
         if not (self.noise_steps or self.noise_joint):  # unused: keep older fingerprints valid
             for key in ("noise_steps", "noise_lr", "noise_loss", "noise_joint"):
                 d.pop(key)
+        if self.w_rows is None:
+            d.pop("w_rows")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

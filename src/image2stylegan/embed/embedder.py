@@ -196,6 +196,10 @@ class Embedder:
                 "or a network built without noise), so there are no noise maps to optimise; "
                 "drop --noise-steps (and noise optimisation)"
             )
+        if config.w_rows is not None and config.w_rows[1] > G.num_ws:
+            raise ValueError(
+                f"w_rows {list(config.w_rows)} is beyond the generator's {G.num_ws} W+ rows"
+            )
         self.noise_loss_fn = noise_loss_fn or self._default_noise_loss()
         self.w_avg, self.w_std = G.w_avg.detach().clone(), torch.tensor(0.0)
         if config.w_stats == "sampled" or config.w_noise_factor > 0:
@@ -431,6 +435,10 @@ class Embedder:
                 groups: list[dict] = [{"params": params, "lr": cfg.noise_lr}]
             else:
                 latent.requires_grad_(True)
+                if cfg.w_rows is not None:  # the other rows stay as they start (zero gradient,
+                    rows = torch.zeros(G.num_ws, 1, device=dev)  # so Adam moves them by 0)
+                    rows[cfg.w_rows[0] : cfg.w_rows[1]] = 1.0
+                    latent.register_hook(lambda g: g * rows)
                 joint = cfg.optimize_noise or cfg.noise_joint
                 noise = [t.detach().requires_grad_(joint) for t in noise]
                 params = [latent] + (noise if joint else [])

@@ -86,6 +86,9 @@ class EmbedJob:
     frame: Image.Image | None = None  # an already prepared frame of the source (skips decoding)
     mask_source: Path | None = None  # its mask file (white = embed); None = the run's mask
     mask_frame: Image.Image | None = None  # a mask already in frame coordinates (with `frame`)
+    fingerprint: str = ""  # what else its result depends on (e.g. a second target's sha256)
+    mask_in_loss: bool = True  # False: the mask only selects what the metrics measure (the
+    # loss is a custom one that masks itself, embed.applications)
     # --- filled in by the runner -----------------------------------------------------------
     target: torch.Tensor | None = None  # [1, 3, H, W] in [-1, 1]
     aligned: bool = False  # whether the target was FFHQ-aligned
@@ -289,10 +292,11 @@ def iter_embed_files(
 
 def _masks(batch: Sequence[EmbedJob], targets: torch.Tensor) -> torch.Tensor | None:
     """[N, 1, H, W] masks of a batch (ones for unmasked jobs), or None when none has one."""
-    if all(job.mask is None for job in batch):
+    masks = [job.mask if job.mask_in_loss else None for job in batch]
+    if all(m is None for m in masks):
         return None
     ones = torch.ones_like(targets[:1, :1])
-    return torch.cat([ones if job.mask is None else job.mask for job in batch])
+    return torch.cat([ones if m is None else m for m in masks])
 
 
 def _target(job: EmbedJob) -> torch.Tensor:
@@ -369,7 +373,8 @@ def _job_fingerprint(base: str, job: EmbedJob) -> str:
     """The run's fingerprint plus what differs per image: whether its target was aligned, and
     its mask."""
     mask = f"|mask={job.mask_sha256}" if job.mask_sha256 else ""
-    return f"{base}|aligned={job.aligned}{mask}"
+    extra = f"|{job.fingerprint}" if job.fingerprint else ""
+    return f"{base}|aligned={job.aligned}{mask}{extra}"
 
 
 def _load_checkpoint(job: EmbedJob, fingerprint: str, overwrite: bool) -> None:

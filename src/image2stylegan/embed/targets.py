@@ -43,6 +43,7 @@ def prepare_target(
     name: str | None = None,  # how messages name the image
     landmarks: bool = False,  # also locate the 68 face landmarks in the frame
     mask: str | os.PathLike | Image.Image | None = None,  # white = embed; the image's size
+    blackout: bool = True,  # black out the image where the mask is 0 (undefined pixels)
 ) -> Target:
     """The frame the loss sees; errors are `ImageError`s (`AlignError` when there is no face).
 
@@ -50,7 +51,8 @@ def prepare_target(
     warp invents outside the photo and the fit's letterbox bars are 0 (undefined) in it. The
     image's pixels where the mask is 0 are set to black first, before face detection, warp and
     resampling, so that they cannot reach the frame through a resampling filter or move the
-    alignment: undefined pixels have no influence at all."""
+    alignment: undefined pixels have no influence at all (`blackout=False` keeps them, for masks
+    that only select what one loss term sees, as scribble editing's)."""
     if isinstance(image, Image.Image):
         img = image.convert("RGB")
         name = name or "the image"
@@ -70,8 +72,9 @@ def prepare_target(
                 )
         else:
             source_mask = load_mask(mask, img.size)
-        defined = source_mask.point(lambda v: 255 if v > 0 else 0)
-        img = Image.composite(img, Image.new("RGB", img.size), defined)
+        if blackout:
+            defined = source_mask.point(lambda v: 255 if v > 0 else 0)
+            img = Image.composite(img, Image.new("RGB", img.size), defined)
     return _prepare(img, size, align, fit, content_size, name, landmarks, source_mask)
 
 
