@@ -6,7 +6,6 @@ application's pictures, and prints where they are."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,8 +19,8 @@ from .embed_options import embed_options, load_run, run_options
 if TYPE_CHECKING:
     from PIL import Image
 
+    from ..embed.applications import AppOutcome
     from ..embed.pipeline import EmbedPipeline
-    from ..embed.runner import JobOutcome
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -56,35 +55,31 @@ def _setup(opts: dict[str, Any]) -> tuple[EmbedPipeline, Any]:
     config = options.config
     if opts["noise_steps"] is None:  # every Sec. 7 recipe ends with masked noise optimisation
         config = config.replace(noise_steps=PAPER_NOISE_STEPS)
-    pipeline = load_run(options.replace(config=config))
+    pipeline = load_run(options.replace(config=config, mask=None))  # masks: per command
     return pipeline, config
 
 
-def _frame(pipeline: EmbedPipeline, path: Path) -> Image.Image:
-    """The generator-sized frame of an input photo (decoded, aligned, fitted like `embed`)."""
-    from ..embed.targets import prepare_target
-
-    return prepare_target(
-        path,
-        pipeline.G.img_resolution,
-        align=pipeline.align,
-        fit=pipeline.options.fit,
-        content_size=pipeline.content_size,
-    ).frame
-
-
-def _load_mask(path: Path | None, size: int, what: str) -> Image.Image:
-    from ..embed.applications import frame_mask
+def _load_mask(path: Path | None, what: str, size: tuple[int, int] | None = None) -> Image.Image:
+    """--mask as an L image (required; an unreadable file is a usage error)."""
     from ..embed.masks import load_mask
+    from ..errors import ImageError
 
     if path is None:
         raise click.UsageError(f"--mask is required: {what}")
-    return frame_mask(load_mask(path), size)
+    try:
+        return load_mask(path, size)
+    except ImageError as e:
+        raise click.BadParameter(str(e), param_hint="--mask") from None
 
 
-def _finish(
-    outcome: JobOutcome, extras: dict[str, Path], as_json: bool, quiet: bool, command: str
-) -> None:
+def _bars(quiet: bool) -> Any:
+    from .progress import EmbedProgress
+
+    return EmbedProgress(enabled=not quiet)
+
+
+def _finish(done: AppOutcome, as_json: bool, quiet: bool, command: str) -> None:
+    outcome, extras = done.outcome, done.pictures
     if outcome.status == "failed":
         click.echo(f"error: {outcome.error}", err=True)
         sys.exit(1)
@@ -93,29 +88,6 @@ def _finish(
         echo_json(summary)
     elif not quiet:
         click.echo(f"wrote {outcome.out_dir} ({', '.join(p.name for p in extras.values())})")
-
-
-def _run(
-    pipeline: EmbedPipeline,
-    config: Any,
-    job: Any,
-    recipe: Any,  # an embed.applications.LocalRecipe, or None for the masked Eq. 1
-    record: dict,
-    quiet: bool,
-    init: Any = None,  # a start code for config.init "file"
-) -> JobOutcome:
-    from ..embed.applications import run_one
-    from .progress import EmbedProgress
-
-    bars = EmbedProgress(enabled=not quiet)
-    try:
-        return run_one(
-            pipeline, job, config, loss_fn=recipe.loss_fn if recipe else None,
-            noise_loss_fn=recipe.noise_loss_fn if recipe else None, init=init, record=record,
-            on_report=bars,
-        )  # fmt: skip
-    finally:
-        bars.close()
 
 
 # --- crossover ----------------------------------------------------------------------------------
@@ -140,33 +112,19 @@ def crossover(a: Path, b: Path, **opts: Any) -> None:
     Example:
       image2stylegan crossover face_a.jpg face_b.jpg --mask left_half.png --out crossover/
     """
-    from ..embed.applications import crossover_recipe, default_blur
-    from ..embed.records import OutputPaths
-    from ..embed.runner import EmbedJob
-    from ..image import image_strip, load_image, save_image
+    from ..embed import applications
 
+    mask = _load_mask(opts["mask"], "white = take from A, black = from B")
     pipeline, config = _setup(opts)
-    res = pipeline.G.img_resolution
-    mask = _load_mask(opts["mask"], res, "white = take from A, black = from B")
-    fa, fb = _frame(pipeline, a), _frame(pipeline, b)
-    blur = opts["blur"] if opts["blur"] is not None else default_blur(res)
-    recipe = crossover_recipe(
-        pipeline.loss_fn(config), pipeline.loss_fn(config), fa, fb, mask, blur, pipeline.device
-    )
-    name = f"{a.stem}_x_{b.stem}"
-    job = EmbedJob(a, OutputPaths.folder(opts["out"] / name), name, align=pipeline.align,
-                   frame=recipe.frame, fingerprint=recipe.fingerprint)  # fmt: skip
-    record = {"application": "crossover (Image2StyleGAN++ Sec. 7.2)", "image_b": b.name,
-              "mask_file": str(opts["mask"]), "blur_px": blur}  # fmt: skip
-    outcome = _run(pipeline, config, job, recipe, record, opts["quiet"])
-    extras: dict[str, Path] = {}
-    if outcome.status != "failed":
-        result = load_image(job.paths.reconstruction)
-        extras["crossover"] = save_image(
-            image_strip([fa, fb, mask.convert("RGB"), recipe.frame, result]),
-            job.out_dir / "crossover.png",
-        )
-    _finish(outcome, extras, opts["as_json"], opts["quiet"], "crossover")
+    bars = _bars(opts["quiet"])
+    try:
+        done = applications.crossover(
+            pipeline, config, a, b, mask, opts["out"], f"{a.stem}_x_{b.stem}",
+            blur=opts["blur"], on_report=bars,
+        )  # fmt: skip
+    finally:
+        bars.close()
+    _finish(done, opts["as_json"], opts["quiet"], "crossover")
 
 
 # --- inpaint ------------------------------------------------------------------------------------
@@ -202,65 +160,25 @@ def inpaint(image: Path, invert: bool, split_layer: int | None, **opts: Any) -> 
     Example:
       image2stylegan inpaint face.jpg --mask hole.png --invert --out inpainted/
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
-    from ..embed.applications import composite, default_blur, inpaint_split
-    from ..embed.masks import blur_mask, load_mask
-    from ..embed.records import OutputPaths
-    from ..embed.runner import EmbedJob
-    from ..errors import ImageError
-    from ..image import load_image, save_image
-    from ..latents import load_latent
+    from ..embed import applications
 
-    if opts["mask"] is None:
-        raise click.UsageError("--mask is required: white = known pixels, black = the hole")
-    pipeline, config = _setup(opts)
-    G = pipeline.G
-    try:
-        mask = load_mask(opts["mask"])
-    except ImageError as e:
-        raise click.BadParameter(str(e), param_hint="--mask") from None
+    known = _load_mask(opts["mask"], "white = known pixels, black = the hole (or --invert)")
     if invert:
-        mask = ImageOps.invert(mask)
-    tmp_mask = opts["out"] / f".{image.stem}.mask.png"
-    save_image(mask, tmp_mask)
-    split = split_layer or inpaint_split(G.num_ws)
-    if split >= G.num_ws:
-        raise click.BadParameter(
-            f"the generator has {G.num_ws} W+ rows", param_hint="--split-layer"
-        )
-    steps = config.steps
-    out_dir = opts["out"] / image.stem
-    record = {"application": "inpainting (Image2StyleGAN++ Sec. 7.3)", "split_layer": split}
-    # stage 1: the early rows, from the run's start (w̄ by default)
-    early = config.replace(steps=steps - steps // 2, noise_steps=0, w_rows=(0, split))
-    stage1 = OutputPaths.folder(out_dir / ".early_rows")  # hidden: not a result of its own
-    stage1 = dataclasses.replace(stage1, run_metrics=stage1.latent.parent / "metrics.csv")
-    job1 = EmbedJob(image, stage1, image.stem, mask_source=tmp_mask)
-    first = _run(pipeline, early, job1, None, {**record, "stage": "early rows"}, opts["quiet"])
-    if first.status == "failed":
-        _finish(first, {}, opts["as_json"], opts["quiet"], "inpaint")
-        return
-    w1 = load_latent(job1.paths.latent).w
-    # stage 2: the later rows from stage 1's code, then the noise stage
-    late = config.replace(steps=steps // 2, w_rows=(split, G.num_ws), init="file")
-    job2 = EmbedJob(image, OutputPaths.folder(out_dir), image.stem, mask_source=tmp_mask,
-                    fingerprint=f"stage1={float(w1.double().sum()):.9g}")  # fmt: skip
-    record2 = {**record, "stage": "later rows + noise"}
-    outcome = _run(pipeline, late, job2, None, record2, opts["quiet"], init=w1)
-    extras: dict[str, Path] = {}
-    if outcome.status != "failed":
-        fill = load_image(job2.paths.reconstruction)
-        target = load_image(job2.paths.target)
-        known = Image.open(job2.paths.mask).convert("L")
-        blur = opts["blur"] if opts["blur"] is not None else default_blur(G.img_resolution)
-        blended = ImageOps.invert(blur_mask(ImageOps.invert(known), blur))  # hole grows soft
-        extras["fill"] = save_image(fill, out_dir / "fill.png")
-        extras["composite"] = save_image(
-            composite(target, fill, blended), out_dir / "composite.png"
-        )
-    tmp_mask.unlink(missing_ok=True)
-    _finish(outcome, extras, opts["as_json"], opts["quiet"], "inpaint")
+        known = ImageOps.invert(known)
+    pipeline, config = _setup(opts)
+    bars = _bars(opts["quiet"])
+    try:
+        done = applications.inpaint(
+            pipeline, config, image, known, opts["out"], image.stem, split=split_layer,
+            blur=opts["blur"], on_report=bars,
+        )  # fmt: skip
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--split-layer") from None
+    finally:
+        bars.close()
+    _finish(done, opts["as_json"], opts["quiet"], "inpaint")
 
 
 # --- local style transfer -----------------------------------------------------------------------
@@ -290,41 +208,19 @@ def local_style(content: Path, style: Path, style_weight: float | None, **opts: 
     Example:
       image2stylegan local-style face.jpg painting.jpg --mask hair.png --out styled/
     """
-    from ..embed.applications import (
-        STYLE_WEIGHT,
-        GramStyleLoss,
-        default_blur,
-        local_style_recipe,
-    )
-    from ..embed.records import OutputPaths
-    from ..embed.runner import EmbedJob
-    from ..image import image_strip, load_image, save_image
+    from ..embed import applications
 
+    mask = _load_mask(opts["mask"], "white = where the style goes")
     pipeline, config = _setup(opts)
-    res = pipeline.G.img_resolution
-    mask = _load_mask(opts["mask"], res, "white = where the style goes")
-    fc, fs = _frame(pipeline, content), _frame(pipeline, style)
-    blur = opts["blur"] if opts["blur"] is not None else default_blur(res)
-    weight = style_weight if style_weight is not None else STYLE_WEIGHT
-    style_loss = GramStyleLoss(pipeline.vgg(), weight=weight, size=config.perceptual_size)
-    recipe = local_style_recipe(
-        pipeline.loss_fn(config), style_loss, fc, fs, mask, blur, pipeline.device
-    )
-    name = f"{content.stem}_in_{style.stem}"
-    job = EmbedJob(content, OutputPaths.folder(opts["out"] / name), name, align=pipeline.align,
-                   frame=recipe.frame, mask_frame=recipe.mask, mask_in_loss=False,
-                   fingerprint=recipe.fingerprint)  # fmt: skip
-    record = {"application": "local style transfer (Image2StyleGAN++ Sec. 7.5)",
-              "style_image": style.name, "mask_file": str(opts["mask"]), "blur_px": blur,
-              "style_weight": weight, "style_layers": list(style_loss.layers)}  # fmt: skip
-    outcome = _run(pipeline, config, job, recipe, record, opts["quiet"])
-    extras: dict[str, Path] = {}
-    if outcome.status != "failed":
-        result = load_image(job.paths.reconstruction)
-        extras["local_style"] = save_image(
-            image_strip([fc, fs, mask.convert("RGB"), result]), job.out_dir / "local_style.png"
-        )
-    _finish(outcome, extras, opts["as_json"], opts["quiet"], "local-style")
+    bars = _bars(opts["quiet"])
+    try:
+        done = applications.local_style(
+            pipeline, config, content, style, mask, opts["out"], f"{content.stem}_in_{style.stem}",
+            blur=opts["blur"], style_weight=style_weight, on_report=bars,
+        )  # fmt: skip
+    finally:
+        bars.close()
+    _finish(done, opts["as_json"], opts["quiet"], "local-style")
 
 
 # --- scribble editing ---------------------------------------------------------------------------
@@ -357,49 +253,21 @@ def scribble(photo: Path, edited: Path, threshold: int, **opts: Any) -> None:
       image2stylegan embed face.jpg --out emb/ --noise-steps 3000
       image2stylegan scribble face.jpg face_scribbled.png --init emb/face/latent.npz --out edits/
     """
-    from ..embed.applications import default_blur, scribble_mask, scribble_recipe
-    from ..embed.masks import load_mask
-    from ..embed.records import OutputPaths
-    from ..embed.runner import EmbedJob
-    from ..embed.targets import prepare_target
+    from ..embed import applications
     from ..errors import ImageError
-    from ..image import image_strip, load_image, save_image
-    from ..losses import Image2StyleGANLoss
 
+    strokes = None
+    if opts["mask"] is not None:
+        strokes = _load_mask(opts["mask"], "white = scribbled pixels")
     pipeline, config = _setup(opts)
-    res = pipeline.G.img_resolution
-    src_photo, src_edited = load_image(photo), load_image(edited)
+    bars = _bars(opts["quiet"])
     try:
-        if opts["mask"] is not None:
-            strokes = load_mask(opts["mask"], src_photo.size)
-        else:
-            strokes = scribble_mask(src_photo, src_edited, threshold)
+        done = applications.scribble(
+            pipeline, config, photo, edited, opts["out"], edited.stem, strokes=strokes,
+            threshold=threshold, blur=opts["blur"], on_report=bars,
+        )  # fmt: skip
     except (ValueError, ImageError) as e:
         raise click.UsageError(str(e)) from None
-    target = prepare_target(src_edited, res, align=pipeline.align, fit=pipeline.options.fit,
-                            content_size=pipeline.content_size, mask=strokes,
-                            blackout=False, name=str(edited))  # fmt: skip
-    assert target.mask is not None
-    blur = opts["blur"] if opts["blur"] is not None else default_blur(res) / 4
-    perceptual = Image2StyleGANLoss(
-        pipeline.vgg(), layers=config.layers, layer_weights=config.layer_weights,
-        mse_weight=0.0, perceptual_size=config.perceptual_size,
-    ).to(pipeline.device)  # fmt: skip
-    recipe = scribble_recipe(perceptual, target.frame, target.mask, blur, pipeline.device)
-    job = EmbedJob(edited, OutputPaths.folder(opts["out"] / edited.stem), edited.stem,
-                   align=target.aligned, frame=recipe.frame, mask_frame=recipe.mask,
-                   mask_in_loss=False, fingerprint=recipe.fingerprint)  # fmt: skip
-    record = {"application": "scribble editing (Image2StyleGAN++ Sec. 7.4)",
-              "photo": photo.name, "blur_px": blur}  # fmt: skip
-    outcome = _run(pipeline, config, job, recipe, record, opts["quiet"])
-    extras: dict[str, Path] = {}
-    if outcome.status != "failed":
-        photo_frame = prepare_target(src_photo, res, align=pipeline.align,
-                                     fit=pipeline.options.fit,
-                                     content_size=pipeline.content_size).frame  # fmt: skip
-        result = load_image(job.paths.reconstruction)
-        extras["scribble"] = save_image(
-            image_strip([photo_frame, target.frame, target.mask.convert("RGB"), result]),
-            job.out_dir / "scribble.png",
-        )
-    _finish(outcome, extras, opts["as_json"], opts["quiet"], "scribble")
+    finally:
+        bars.close()
+    _finish(done, opts["as_json"], opts["quiet"], "scribble")

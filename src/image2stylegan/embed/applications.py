@@ -29,9 +29,12 @@ and how the W+ steps are divided between its two stages (evenly).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,15 +56,21 @@ if TYPE_CHECKING:
 __all__ = [
     "STYLE_LAYERS",
     "STYLE_WEIGHT",
+    "AppOutcome",
     "GramStyleLoss",
     "LocalRecipe",
     "composite",
+    "crossover",
     "crossover_recipe",
     "default_blur",
     "frame_mask",
+    "inpaint",
     "inpaint_split",
+    "input_frame",
+    "local_style",
     "local_style_recipe",
     "run_one",
+    "scribble",
     "scribble_mask",
     "scribble_recipe",
 ]
@@ -244,3 +253,252 @@ def run_one(
     finally:
         pipeline.init = saved
     return outcome
+
+
+# --- the applications, end to end (the CLI commands and the web UI's Local edits tab) ----------
+
+
+@dataclass
+class AppOutcome:
+    """One application's run: the embedding's outcome and the pictures written beside it."""
+
+    outcome: JobOutcome
+    pictures: dict[str, Path]  # name -> file (crossover.png, fill.png, composite.png, ...)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.status != "failed"
+
+
+def input_frame(pipeline: EmbedPipeline, image: str | os.PathLike | Image.Image) -> Image.Image:
+    """An input photo as the generator-sized frame `embed` would make of it."""
+    from .targets import prepare_target
+
+    return prepare_target(
+        image,
+        pipeline.G.img_resolution,
+        align=pipeline.align,
+        fit=pipeline.options.fit,
+        content_size=pipeline.content_size,
+    ).frame
+
+
+def _source(image: str | os.PathLike | Image.Image, fallback: Path) -> Path:
+    return fallback if isinstance(image, Image.Image) else Path(image)
+
+
+def crossover(
+    pipeline: EmbedPipeline,
+    config: EmbedConfig,
+    a: str | os.PathLike | Image.Image,  # inside the mask
+    b: str | os.PathLike | Image.Image,  # outside
+    mask: Image.Image,  # in frame coordinates (any size: resized), white = from A
+    out: Path,  # the run folder: results go to out/<name>/
+    name: str,
+    *,
+    blur: float | None = None,  # px; None = default_blur
+    on_report: Callable[[BatchProgress], None] | None = None,
+) -> AppOutcome:
+    """Sec. 7.2 end to end; writes crossover.png = [A | B | mask | copy-paste | result]."""
+    from ..image import image_strip, load_image, save_image
+    from .records import OutputPaths
+    from .runner import EmbedJob
+
+    res = pipeline.G.img_resolution
+    m = frame_mask(mask, res)
+    fa, fb = input_frame(pipeline, a), input_frame(pipeline, b)
+    blur = default_blur(res) if blur is None else blur
+    recipe = crossover_recipe(
+        pipeline.loss_fn(config), pipeline.loss_fn(config), fa, fb, m, blur, pipeline.device
+    )
+    job = EmbedJob(_source(a, out / f"{name}_a.png"), OutputPaths.folder(out / name), name,
+                   align=pipeline.align, frame=recipe.frame,
+                   fingerprint=recipe.fingerprint)  # fmt: skip
+    record = {"application": "crossover (Image2StyleGAN++ Sec. 7.2)",
+              "image_b": _source(b, Path("b.png")).name, "blur_px": blur}  # fmt: skip
+    _ensure_source(job.source, fa)
+    outcome = _run_recipe(pipeline, job, config, recipe, record, on_report)
+    pictures: dict[str, Path] = {}
+    if outcome.status != "failed":
+        result = load_image(job.paths.reconstruction)
+        strip = image_strip([fa, fb, m.convert("RGB"), recipe.frame, result])
+        pictures["crossover"] = save_image(strip, job.out_dir / "crossover.png")
+    return AppOutcome(outcome, pictures)
+
+
+def inpaint(
+    pipeline: EmbedPipeline,
+    config: EmbedConfig,
+    image: str | os.PathLike | Image.Image,
+    known: Image.Image,  # the image's size, white = known pixels, black = the hole
+    out: Path,
+    name: str,
+    *,
+    split: int | None = None,  # W+ rows [0, split) first; None = inpaint_split
+    blur: float | None = None,
+    on_report: Callable[[BatchProgress], None] | None = None,
+) -> AppOutcome:
+    """Sec. 7.3 end to end: early rows, later rows + noise stage; fill.png and composite.png."""
+    from PIL import ImageChops
+
+    from ..image import load_image, save_image
+    from ..latents import load_latent
+    from .records import OutputPaths
+    from .runner import EmbedJob
+
+    G = pipeline.G
+    split = inpaint_split(G.num_ws) if split is None else split
+    if not 1 <= split < G.num_ws:
+        raise ValueError(f"split layer {split}: the generator has W+ rows 0..{G.num_ws - 1}")
+    source = _source(image, out / f"{name}.png")
+    if isinstance(image, Image.Image):
+        _ensure_source(source, image)
+    steps = config.steps
+    record = {"application": "inpainting (Image2StyleGAN++ Sec. 7.3)", "split_layer": split}
+    # stage 1: the early rows, from the run's start (w̄ by default); hidden, not a result
+    stage1 = OutputPaths.folder(out / name / ".early_rows")
+    stage1 = dataclasses.replace(stage1, run_metrics=stage1.latent.parent / "metrics.csv")
+    job1 = EmbedJob(source, stage1, name, mask_source=known)
+    early = config.replace(steps=steps - steps // 2, noise_steps=0, w_rows=(0, split))
+    first = run_one(pipeline, job1, early, record={**record, "stage": "early rows"},
+                    on_report=on_report)  # fmt: skip
+    if first.status == "failed":
+        return AppOutcome(first, {})
+    w1 = load_latent(job1.paths.latent).w
+    # stage 2: the later rows from stage 1's code, then the noise stage
+    job2 = EmbedJob(source, OutputPaths.folder(out / name), name, mask_source=known,
+                    fingerprint=f"stage1={float(w1.double().sum()):.9g}")  # fmt: skip
+    late = config.replace(steps=steps // 2, w_rows=(split, G.num_ws), init="file")
+    outcome = run_one(pipeline, job2, late, init=w1, on_report=on_report,
+                      record={**record, "stage": "later rows + noise"})  # fmt: skip
+    pictures: dict[str, Path] = {}
+    if outcome.status != "failed":
+        fill = load_image(job2.paths.reconstruction)
+        target = load_image(job2.paths.target)
+        with Image.open(job2.paths.mask) as im:
+            frame_known = im.convert("L")
+        blur = default_blur(G.img_resolution) if blur is None else blur
+        # the photo's weight: soft towards the hole, 0 inside it (no black from the hole)
+        weight = ImageChops.multiply(blur_mask(frame_known, blur), frame_known)
+        pictures["fill"] = save_image(fill, job2.out_dir / "fill.png")
+        pictures["composite"] = save_image(
+            composite(target, fill, weight), job2.out_dir / "composite.png"
+        )
+    return AppOutcome(outcome, pictures)
+
+
+def local_style(
+    pipeline: EmbedPipeline,
+    config: EmbedConfig,
+    content: str | os.PathLike | Image.Image,
+    style: str | os.PathLike | Image.Image,
+    mask: Image.Image,  # frame coordinates, white = where the style goes
+    out: Path,
+    name: str,
+    *,
+    blur: float | None = None,
+    style_weight: float | None = None,  # None = STYLE_WEIGHT (the paper's 5e-7 / 1e-5)
+    on_report: Callable[[BatchProgress], None] | None = None,
+) -> AppOutcome:
+    """Sec. 7.5 end to end; writes local_style.png = [content | style | mask | result]."""
+    from ..image import image_strip, load_image, save_image
+    from .records import OutputPaths
+    from .runner import EmbedJob
+
+    res = pipeline.G.img_resolution
+    m = frame_mask(mask, res)
+    fc, fs = input_frame(pipeline, content), input_frame(pipeline, style)
+    blur = default_blur(res) if blur is None else blur
+    weight = STYLE_WEIGHT if style_weight is None else style_weight
+    style_loss = GramStyleLoss(pipeline.vgg(), weight=weight, size=config.perceptual_size)
+    recipe = local_style_recipe(
+        pipeline.loss_fn(config), style_loss, fc, fs, m, blur, pipeline.device
+    )
+    job = EmbedJob(_source(content, out / f"{name}_content.png"), OutputPaths.folder(out / name),
+                   name, align=pipeline.align, frame=recipe.frame, mask_frame=recipe.mask,
+                   mask_in_loss=False, fingerprint=recipe.fingerprint)  # fmt: skip
+    _ensure_source(job.source, fc)
+    record = {"application": "local style transfer (Image2StyleGAN++ Sec. 7.5)",
+              "style_image": _source(style, Path("style.png")).name, "blur_px": blur,
+              "style_weight": weight, "style_layers": list(style_loss.layers)}  # fmt: skip
+    outcome = _run_recipe(pipeline, job, config, recipe, record, on_report)
+    pictures: dict[str, Path] = {}
+    if outcome.status != "failed":
+        result = load_image(job.paths.reconstruction)
+        strip = image_strip([fc, fs, m.convert("RGB"), result])
+        pictures["local_style"] = save_image(strip, job.out_dir / "local_style.png")
+    return AppOutcome(outcome, pictures)
+
+
+def scribble(
+    pipeline: EmbedPipeline,
+    config: EmbedConfig,
+    photo: str | os.PathLike | Image.Image,
+    edited: str | os.PathLike | Image.Image,  # the photo with strokes drawn on it
+    out: Path,
+    name: str,
+    *,
+    strokes: Image.Image | None = None,  # the photo's size, white = strokes; None = the diff
+    threshold: int = 8,
+    blur: float | None = None,  # None = default_blur / 4
+    on_report: Callable[[BatchProgress], None] | None = None,
+) -> AppOutcome:
+    """Sec. 7.4 end to end; writes scribble.png = [photo | edited | strokes | result].
+
+    Raises ValueError when no strokes are found or the sizes differ."""
+    from ..image import image_strip, load_image, save_image
+    from .records import OutputPaths
+    from .runner import EmbedJob
+    from .targets import prepare_target
+
+    res = pipeline.G.img_resolution
+    src_photo = photo.convert("RGB") if isinstance(photo, Image.Image) else load_image(photo)
+    src_edited = edited.convert("RGB") if isinstance(edited, Image.Image) else load_image(edited)
+    if strokes is None:
+        strokes = scribble_mask(src_photo, src_edited, threshold)
+    target = prepare_target(src_edited, res, align=pipeline.align, fit=pipeline.options.fit,
+                            content_size=pipeline.content_size, mask=strokes, blackout=False,
+                            name=name)  # fmt: skip
+    assert target.mask is not None
+    blur = default_blur(res) / 4 if blur is None else blur
+    perceptual = Image2StyleGANLoss(
+        pipeline.vgg(), layers=config.layers, layer_weights=config.layer_weights,
+        mse_weight=0.0, perceptual_size=config.perceptual_size,
+    ).to(pipeline.device)  # fmt: skip
+    recipe = scribble_recipe(perceptual, target.frame, target.mask, blur, pipeline.device)
+    job = EmbedJob(_source(edited, out / f"{name}.png"), OutputPaths.folder(out / name), name,
+                   align=target.aligned, frame=recipe.frame, mask_frame=recipe.mask,
+                   mask_in_loss=False, fingerprint=recipe.fingerprint)  # fmt: skip
+    _ensure_source(job.source, src_edited)
+    record = {"application": "scribble editing (Image2StyleGAN++ Sec. 7.4)",
+              "photo": _source(photo, Path("photo.png")).name, "blur_px": blur}  # fmt: skip
+    outcome = _run_recipe(pipeline, job, config, recipe, record, on_report)
+    pictures: dict[str, Path] = {}
+    if outcome.status != "failed":
+        photo_frame = input_frame(pipeline, src_photo)
+        result = load_image(job.paths.reconstruction)
+        strip = image_strip([photo_frame, target.frame, target.mask.convert("RGB"), result])
+        pictures["scribble"] = save_image(strip, job.out_dir / "scribble.png")
+    return AppOutcome(outcome, pictures)
+
+
+def _run_recipe(
+    pipeline: EmbedPipeline,
+    job: EmbedJob,
+    config: EmbedConfig,
+    recipe: LocalRecipe,
+    record: Mapping[str, Any],
+    on_report: Callable[[BatchProgress], None] | None,
+) -> JobOutcome:
+    return run_one(
+        pipeline, job, config, loss_fn=recipe.loss_fn, noise_loss_fn=recipe.noise_loss_fn,
+        record=record, on_report=on_report,
+    )  # fmt: skip
+
+
+def _ensure_source(path: Path, image: Image.Image) -> None:
+    """A job's source file must exist (it is hashed into the record): write in-memory inputs."""
+    if not path.exists():
+        from ..image import save_image
+
+        save_image(image, path)

@@ -84,7 +84,8 @@ class EmbedJob:
     name: str = ""  # for messages and progress (default: the latent file's folder or stem)
     align: bool | None = None  # FFHQ-align this image; None = the run's option
     frame: Image.Image | None = None  # an already prepared frame of the source (skips decoding)
-    mask_source: Path | None = None  # its mask file (white = embed); None = the run's mask
+    mask_source: Path | Image.Image | None = None  # its mask (white = embed, the source's
+    # size): a file or an L image; None = the run's mask
     mask_frame: Image.Image | None = None  # a mask already in frame coordinates (with `frame`)
     fingerprint: str = ""  # what else its result depends on (e.g. a second target's sha256)
     mask_in_loss: bool = True  # False: the mask only selects what the metrics measure (the
@@ -308,7 +309,7 @@ def _target(job: EmbedJob) -> torch.Tensor:
 def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
     """Decode (+ align) + fit to the generator frame; write target.png (what the loss sees)."""
     align = bool(options.align) if job.align is None else job.align
-    mask_source = job.mask_source or options.mask
+    mask_source = job.mask_source if job.mask_source is not None else options.mask
     frame_mask = None
     if job.frame is not None:
         frame = job.frame.convert("RGB")
@@ -343,9 +344,10 @@ def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
 
         job.mask = mask_to_tensor(frame_mask)
         if float(job.mask.max()) == 0:
+            what = mask_source if isinstance(mask_source, Path) else f"{job.source}'s mask"
             raise ImageError(
-                f"{mask_source or job.source}: no pixel of the mask is left in the generator's "
-                "frame (after alignment and fit); nothing to embed"
+                f"{what}: no pixel of the mask is left in the generator's frame (after "
+                "alignment and fit); nothing to embed"
             )
         job.mask_sha256 = hashlib.sha256(frame_mask.tobytes()).hexdigest()
         save_image(frame_mask, job.paths.mask)
