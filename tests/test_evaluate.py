@@ -98,3 +98,10 @@ def test_evaluate_errors(tmp_path, capsys):
     assert code == 2 and ".md or .csv" in err
     code, _, err = run_cli(["evaluate", tmp_path / "missing"], capsys)
     assert code == 2
+
+
+def test_a_folder_of_runs_is_split_into_its_runs(runs, capsys):
+    code, text, err = run_cli(["evaluate", runs, "--no-lpips", "--json"], capsys)
+    assert code == 0, err
+    labels = sorted(r["run"].rsplit("/", 1)[-1] for r in json.loads(text)["runs"])
+    assert labels == ["noise", "old", "plain"]

@@ -166,9 +166,25 @@ def summarise(
     lpips: LPIPSMetric | None = None,
     identity: FaceIdentity | None = None,
 ) -> list[RunSummary]:
-    return [
-        collect_run(Path(f), recompute=recompute, lpips=lpips, identity=identity) for f in folders
-    ]
+    """One summary per run: a folder given that holds several runs (an experiment folder, a
+    folder of embed outputs) is split into its runs (the folders holding the image folders)."""
+    runs = []
+    for folder in map(Path, folders):
+        records = find_records(folder)
+        parents = sorted({p.parent.parent for p in records}) if records else [folder]
+        if len(parents) <= 1:
+            runs.append(collect_run(folder, recompute=recompute, lpips=lpips, identity=identity))
+            continue
+        for parent in parents:
+            label = f"{folder}/{parent.relative_to(folder)}" if parent != folder else str(folder)
+            run = RunSummary(label)
+            for latent_path in (p for p in records if p.parent.parent == parent):
+                try:
+                    run.images.append(_image_metrics(latent_path, recompute, lpips, identity))
+                except (I2SError, OSError, ValueError) as e:
+                    run.problems.append(f"{latent_path.parent}: {e}")
+            runs.append(run)
+    return runs
 
 
 def _cell(value: tuple[float, float] | None, key: str) -> str:
