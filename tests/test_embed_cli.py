@@ -23,6 +23,7 @@ from image2stylegan import load_latent
 from image2stylegan.checkpoints.native import save_native
 from image2stylegan.cli.main import main
 from image2stylegan.embed import EmbedConfig, RunOptions, build_embedder
+from image2stylegan.embed.records import read_metrics_csv
 from image2stylegan.embed.runner import CHECKPOINT_NAME, embed_files, plan_jobs
 
 from .fixtures.embedding import embedding_generator
@@ -380,8 +381,9 @@ def test_torchrun_ranks_split_the_images(gen_file, shared_images, tmp_path, caps
         capsys,
     )
     assert code == 0, err
-    done = sorted(p.name for p in out.iterdir())
+    done = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert done == ["dog_01", "face_02"]  # rank 1 of 2 takes images 1 and 3
+    assert sorted(read_metrics_csv(out / "metrics.csv")) == ["dog_01", "face_02"]
 
 
 def test_cuda_without_cuda_is_a_usage_error(gen_file, shared_images, capsys, monkeypatch):

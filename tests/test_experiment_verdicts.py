@@ -21,6 +21,7 @@ from image2stylegan.experiments import (
     iterative,
     loss_ablation,
     noise,
+    noise_space,
     perceptual_size,
     random_generator,
     space,
@@ -264,3 +265,40 @@ def test_distance_verdicts_follow_the_clusters():
 def test_distance_matrix_is_the_frobenius_norm():
     ws = torch.stack([torch.zeros(2, 3), torch.ones(2, 3)])
     assert distances.distance_matrix(ws)[0, 1] == pytest.approx(math.sqrt(6))
+
+
+# --- Image2StyleGAN++: noise space --------------------------------------------------------------
+
+NOISE_SPACE = [
+    "noise optimisation restores high frequency features and significantly improves the "
+    "reconstruction",
+    "stable noise optimisation must be sequential with W+, not joint: the W+ code should encode "
+    "as much as possible, the noise only high frequency details",
+]
+
+
+def _noise_space(psnrs: dict[str, float], code: dict[str, float]) -> dict[str, bool | None]:
+    embs, measured = [], {}
+    for variant, value in psnrs.items():
+        for k, name in enumerate(("face_01", "face_02")):
+            embs.append(emb(variant, name, 1e4))
+            measured[(variant, name)] = noise_space.Measured(
+                value + k, 0.9, None, code[variant] + k
+            )
+    return verdicts(noise_space.analyse(embs, measured, noise_space.Params()).claims)
+
+
+def test_noise_space_verdicts_hold_when_noise_helps_and_sequential_keeps_the_code():
+    got = _noise_space(
+        {"wplus": 21.0, "wplus_noise": 42.0, "joint": 40.0},
+        {"wplus": 21.0, "wplus_noise": 21.0, "joint": 15.0},
+    )
+    assert [got[c] for c in NOISE_SPACE] == [True, True]
+
+
+def test_noise_space_verdicts_fail_when_measurements_disagree():
+    got = _noise_space(
+        {"wplus": 21.0, "wplus_noise": 20.0, "joint": 40.0},
+        {"wplus": 21.0, "wplus_noise": 21.0, "joint": 25.0},
+    )
+    assert [got[c] for c in NOISE_SPACE] == [False, False]

@@ -52,6 +52,11 @@ CASES: dict[str, tuple[list[str], list[str], list[str]]] = {
     "noise": (["face_04"], ["-p", "restarts=2"], ["images only", "restart_1", "resample"]),
     "distances": (["face_04", "face_05", "cat_01", "cat_02"], [], ["heat map only"]),
     "random-walk": (["face_04"], ["-p", "frames=5", "-p", "strip_frames=3"], ["videos"]),
+    "noise-space": (
+        ["face_04"],
+        ["-p", "noise_steps=2"],
+        ["19 to 22 dB", "39 to 45 dB", "from 20 dB to 45 dB", "W+ then noise (sequential)"],
+    ),
 }
 
 

@@ -61,6 +61,15 @@ def gen(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
+RUN_FILES = ("metrics.csv", ".metrics.csv.lock")  # the run's table (issue 14) and its lock
+
+
+def result_folders(out: Path) -> list[str]:
+    """The per-image folders of an embed --out, checking that the run's metrics table is there."""
+    assert (out / "metrics.csv").is_file(), sorted(p.name for p in out.iterdir())
+    return sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+
+
 def run_cli(capsys, *args: object) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as info:
         main([str(a) for a in args])
@@ -163,7 +172,7 @@ def test_output_names_stay_inside_out_and_never_collide(gen, shared_images, tmp_
         if ODD_NAMES[name] is not None:
             assert folder.name == ODD_NAMES[name], (name, folder.name)
     assert folders["...png"].name != folders["..png"].name
-    assert sorted(p.name for p in out.iterdir()) == sorted(f.name for f in folders.values())
+    assert result_folders(out) == sorted(f.name for f in folders.values())
 
     # reruns map every input to the same folder: all of them, or any subset alone
     code, stdout, _ = run_cli(
@@ -570,7 +579,7 @@ def test_hostile_inputs_under_a_memory_cap(gen, shared_images, tmp_path):
             assert_refused(result, 2)
     assert tree(tmp_path, skip=(out,)) == before
     batch = out / "batch"
-    assert sorted(p.name for p in batch.iterdir()) == ["image"]  # '...png' made safe, done
+    assert result_folders(batch) == ["image"]  # '...png' made safe, done
     assert latent_image(batch / "image") == "...png"
     lines = results[0]["stderr"].splitlines()  # one line per failed input, then the summary
     assert len(lines) == 4 and all(x.startswith("error:") for x in lines[:3])
@@ -673,7 +682,7 @@ def test_results_inside_an_input_folder_are_never_taken_as_inputs(
         code, stdout, err = run_cli(capsys, *args, *FAST)
         outcomes = json.loads(stdout)["outputs"]
         assert code == 0 and [o["status"] for o in outcomes] == [status, status], err
-    assert sorted(p.name for p in (photos / "emb").iterdir()) == ["cat_01", "dog_01"]
+    assert result_folders(photos / "emb") == ["cat_01", "dog_01"]
 
 
 def test_out_of_memory_halves_the_render_batch(gen, caplog):

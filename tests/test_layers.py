@@ -1,7 +1,7 @@
 """The package's layout shows the pipeline, and no import runs back up it:
 
-    foundations -> image -> models -> checkpoints -> losses -> embed -> edit -> experiments
-                -> web -> cli
+    foundations -> image -> models -> checkpoints -> losses -> metrics -> embed -> edit
+                -> experiments -> web -> cli
 
 A module may import modules of its own layer or of layers before it, never one after it, and
 nothing imports the package root (the public API of SPEC section 2 sits on top of everything).
@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("models", {"models"}),
     ("checkpoints", {"checkpoints"}),
     ("losses", {"losses"}),
+    ("metrics", {"metrics"}),
     ("embed", {"embed"}),
     ("edit", {"edit"}),
     ("experiments", {"experiments"}),

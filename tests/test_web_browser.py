@@ -173,7 +173,7 @@ def test_embed_stop_download_and_morph_in_chromium(server, shared_images, tmp_pa
             assert latent.metadata["stopped_early"] is True and latent.metadata["vgg"] == "random"
 
             # --- Edit: morph the two latents of the library
-            page.get_by_role("tab", name="Edit").click()
+            page.get_by_role("tab", name="Edit", exact=True).click()
             page.get_by_role("tab", name="Morph").click()
             picker = page.get_by_label("Latents, in order (A → B → …)")
             for name in ("face_01", "cat_01"):  # A -> B, labelled by the image names

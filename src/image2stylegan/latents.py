@@ -2,6 +2,10 @@
 
 The layout matches NVIDIA's projector output (`projected_w.npz`, key `w`), so files move freely
 between their tools and ours. Files are read with `allow_pickle=False`: a latent file is data only.
+
+Optimised noise maps (Image2StyleGAN++'s noise stage) are stored beside `w` as `noise_00`,
+`noise_01`, ... float32 [1, 1, h, w], one per noise input of the generator in its layer order
+(`noise_arrays` names them, `latent_noise` reads them back).
 """
 
 from __future__ import annotations
@@ -24,7 +28,17 @@ import torch
 from .errors import LatentError, short_repr
 from .fileio import atomic_write_bytes
 
-__all__ = ["LatentFile", "check_latent_fits", "load_latent", "save_latent"]
+__all__ = [
+    "LatentFile",
+    "check_latent_fits",
+    "check_noise_fits",
+    "latent_noise",
+    "load_latent",
+    "noise_arrays",
+    "save_latent",
+]
+
+NOISE_KEY = "noise_{:02d}"  # noise_00, noise_01, ...
 
 
 @dataclass
@@ -126,6 +140,50 @@ def check_latent_fits(
         raise LatentError(
             f"{latent.path or 'latent'}: has {latent.num_ws} x {latent.w_dim} codes but the "
             f"generator{gen} takes {num_ws} x {w_dim}; it was made with a different generator"
+        )
+
+
+def noise_arrays(noise: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{"noise_00": [1, 1, h, w], ...} for `save_latent(**extras)` (noise of one image)."""
+    return {NOISE_KEY.format(k): t.reshape(1, 1, *t.shape[-2:]) for k, t in enumerate(noise)}
+
+
+def latent_noise(latent: LatentFile) -> list[torch.Tensor] | None:
+    """The noise maps a latent file holds ([1, 1, h, w] each, in layer order), or None.
+
+    Raises `LatentError` when the `noise_NN` arrays are not numbered 00, 01, ... without gaps or
+    are not [1, 1, h, w]."""
+    keys = sorted(k for k in latent.extras if k.startswith("noise_"))
+    if not keys:
+        return None
+    expected = [NOISE_KEY.format(k) for k in range(len(keys))]
+    if keys != expected:
+        raise LatentError(
+            f"{latent.path or 'latent'}: noise maps must be named {expected[0]} .. "
+            f"{expected[-1]} without gaps, found {', '.join(keys)}"
+        )
+    maps = [latent.extras[k] for k in keys]
+    for k, t in zip(keys, maps, strict=True):
+        if t.ndim != 4 or t.shape[:2] != (1, 1):
+            raise LatentError(
+                f"{latent.path or 'latent'}: '{k}' must be [1, 1, h, w], found {list(t.shape)}"
+            )
+        if not torch.isfinite(t).all():
+            raise LatentError(f"{latent.path or 'latent'}: '{k}' contains NaN or infinite values")
+    return maps
+
+
+def check_noise_fits(
+    noise: list[torch.Tensor], buffers: list[torch.Tensor], label: str = "latent"
+) -> None:
+    """Raise `LatentError` unless the noise maps have the generator's noise shapes."""
+    want = [tuple(b.shape[-2:]) for b in buffers]
+    have = [tuple(t.shape[-2:]) for t in noise]
+    if want != have:
+        raise LatentError(
+            f"{label}: holds {len(have)} noise maps {have} but the generator takes {len(want)} "
+            f"{want}; it was made with a different generator"
+            + (" (this one has no noise inputs)" if not want else "")
         )
 
 

@@ -2,7 +2,9 @@
 
 Options shared by these commands (SPEC section 3): `--generator` (default: the generator recorded
 in the latents' metadata), `--batch-size`, `--device`, `--quiet`, `--json`, `--out`,
-`--overwrite`. Frames are rendered with noise_mode="const" and streamed to the output writer.
+`--overwrite`. Frames are rendered with noise_mode="const", or with a latent's own noise maps when
+it holds them (the Image2StyleGAN++ noise stage; what each edit does with them: `edit/noise.py`),
+and streamed to the output writer.
 
 Outputs are checked before anything is loaded or rendered: an --out (or strip) that exists is
 refused unless --overwrite (as `convert` does; `embed` and `align` skip finished outputs
@@ -336,6 +338,7 @@ def write_sequence(
     desc: str,
     strip: Path | None = None,  # where to put the strip of selected frames (video/folder outputs)
     strip_frames: int | None = None,  # frames in the strip / the image output (None: all)
+    noise: Sequence[torch.Tensor] | None = None,  # [K or 1, 1, h, w] per input; None = stored
 ) -> dict[str, Any]:
     """Render `ws` to `out` with a progress bar (`edit.sequence`); returns the --json summary.
 
@@ -352,20 +355,27 @@ def write_sequence(
         total = len(strip_indices(num, strip_frames or num))
         with tqdm(total=total, desc=desc, unit="img", disable=quiet, file=sys.stderr) as bar:
             done = sequence.write_strip(
-                G, ws, out, strip_frames=strip_frames, batch_size=batch_size, on_frames=bar.update
-            )
+                G, ws, out, strip_frames=strip_frames, batch_size=batch_size,
+                on_frames=bar.update, noise=noise,
+            )  # fmt: skip
         return {
             "out": str(out),
             "frames": done.frames,
             "frame_indices": done.strip_indices,
             "size": list(done.size),
+            "noise": "latent noise maps" if noise is not None else "stored constants",
         }
     with tqdm(total=num, desc=desc, unit="frame", disable=quiet, file=sys.stderr) as bar:
         done = sequence.write_sequence(
             G, ws, [out], fps=fps, batch_size=batch_size, strip=strip,
-            strip_frames=strip_frames or num, on_frames=bar.update,
+            strip_frames=strip_frames or num, on_frames=bar.update, noise=noise,
         )  # fmt: skip
-    summary: dict[str, Any] = {"out": str(out), "frames": num, "size": list(done.size)}
+    summary: dict[str, Any] = {
+        "out": str(out),
+        "frames": num,
+        "size": list(done.size),
+        "noise": "latent noise maps" if noise is not None else "stored constants",
+    }
     if strip is not None:
         summary["strip"] = str(strip)
         summary["strip_frame_indices"] = done.strip_indices

@@ -8,6 +8,7 @@ the generator and the start code (`embed.pipeline.load_pipeline`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -131,6 +132,39 @@ _OPTIONS: list[Callable[[Callable], Callable]] = [
         "--compile", "compile_", is_flag=True, help="torch.compile the step (CUDA speed-up)."
     ),
     click.option("--seed", type=int, help="Seed for random init / noise [0]."),
+    # --- Image2StyleGAN++ (Abdal, Qin, Wonka, CVPR 2020) -------------------------------------
+    click.option(
+        "--noise-steps",
+        type=click.IntRange(min=0),
+        help="Image2StyleGAN++ noise stage: after the W+ steps, this many steps optimise only "
+        "the generator's noise maps with W+ frozen (sequential, Sec. 4.2); the paper uses 3000 "
+        "after 5000 W+ steps [0 = off]. latent.npz then holds the noise maps. Needs a generator "
+        "with noise inputs (StyleGAN1/2; StyleGAN3 has none).",
+    ),
+    click.option(
+        "--noise-lr", type=float, help="Adam learning rate of the noise stage [paper: 5]."
+    ),
+    click.option(
+        "--noise-loss",
+        type=click.Choice(["mse", "perceptual+mse"]),
+        help="Loss of the noise stage: mse (the paper's Mk_n, Sec. 6.2) or perceptual+mse "
+        "(Eq. 1) [mse].",
+    ),
+    click.option(
+        "--mask",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Mask image of the input's size: white = embed these pixels, black = undefined "
+        "(Image2StyleGAN++ local embedding). Aligned and fitted exactly like the image; the "
+        "loss and the metrics see only its white pixels. One mask for every input.",
+    ),
+    click.option(
+        "--metrics/--no-metrics",
+        default=True,
+        show_default=True,
+        help="Reconstruction metrics (PSNR, SSIM, MSE; LPIPS and face ID when their models are "
+        "installed) in each latent's metadata and OUT/metrics.csv.",
+    ),
     click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
 ]
 
@@ -155,7 +189,7 @@ def run_options(opts: dict[str, Any]) -> RunOptions:
     settings: dict[str, Any] = {
         key: opts[key]
         for key in ("steps", "space", "lr", "loss", "noise", "seed", "mse_weight",
-                    "lpips_weight", "precision")
+                    "lpips_weight", "precision", "noise_steps", "noise_lr", "noise_loss")
         if opts[key] is not None
     }  # fmt: skip
     if opts["compile_"]:
@@ -200,7 +234,23 @@ def run_options(opts: dict[str, Any]) -> RunOptions:
         video_every=opts["video_every"],
         checkpoint_every=opts["checkpoint_every"],
         overwrite=opts["overwrite"],
+        mask=_mask_file(opts["mask"]),
+        metrics=opts["metrics"],
     )
+
+
+def _mask_file(path: Path | None) -> Path | None:
+    """--mask, checked to be readable before anything loads (a usage error otherwise)."""
+    if path is None:
+        return None
+    from ..embed.masks import load_mask
+    from ..errors import ImageError
+
+    try:
+        load_mask(path)
+    except ImageError as e:
+        raise click.BadParameter(str(e), param_hint="--mask") from None
+    return path
 
 
 def load_run(options: RunOptions) -> EmbedPipeline:

@@ -93,7 +93,8 @@ def expression(
     d = EXPRESSIVE − NEUTRAL; channels of d with L2 norm < --threshold are zeroed; the rest is
     normalised to d̂ and one image is made per strength λ: w = TARGET + λ·d̂. λ = 0 is TARGET
     itself, negative λ goes the opposite way (Fig. 7). The summary prints the strength at which
-    TARGET moves exactly as the source moved (λ·d̂ = d′).
+    TARGET moves exactly as the source moved (λ·d̂ = d′). TARGET's noise maps, when it has
+    them (embed --noise-steps), are used for every image.
 
     \b
     Example:
@@ -101,6 +102,7 @@ def expression(
           --strengths=-1.5:1.5:7 --out smile.png
     """
     from ..edit.expression import expression_direction, expression_transfer
+    from ..edit.noise import noise_of
 
     lams = parse_range(strengths, "--strengths")
     kind = out_kind(out, ("image", "folder", "mp4", "gif"), overwrite)
@@ -113,6 +115,7 @@ def expression(
     ws = expression_transfer(w_t, w_n, w_e, lams, threshold, channel, normalize)
     summary = write_sequence(
         G, ws, out, kind, fps=fps, batch_size=batch_size, quiet=quiet, desc="expression",
+        noise=noise_of(G, lats[0]),
     )  # fmt: skip
     summary = {
         "command": "expression",

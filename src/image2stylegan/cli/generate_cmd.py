@@ -24,7 +24,12 @@ from .edit_common import (
 )
 
 if TYPE_CHECKING:
-    from ..models.base import NoiseMode
+    from collections.abc import Callable, Iterator
+
+    import numpy as np
+    import torch
+
+    from ..models.base import Generator, NoiseMode
 
 
 @click.command(context_settings=CONTEXT)
@@ -89,7 +94,9 @@ def generate(
     Seeds become z exactly as NVIDIA's generate.py makes them:
     z = np.random.RandomState(seed).randn(1, z_dim), so seed 7 gives their seed0007.png (with
     the same truncation psi and noise mode). Latent files are rendered as stored; truncation,
-    when asked, is applied around w̄ to them too.
+    when asked, is applied around w̄ to them too. A latent file with noise maps (embed
+    --noise-steps) is rendered with them (reproducing its reconstruction.png); --noise-mode
+    applies to the others.
 
     \b
     Examples:
@@ -103,6 +110,7 @@ def generate(
     from .common import resolve_device
 
     latent_paths = [*latent_args, *latent_opts]
+    latent_noise: list[list[torch.Tensor] | None] = []
     if bool(seeds) == bool(latent_paths):
         raise click.UsageError("give either --seeds or latent files (not both, not neither)")
     kind = out_kind(out, ("image", "folder"), overwrite)
@@ -123,6 +131,9 @@ def generate(
         names = [f"frame_{i:04d}.png" for i in range(len(latents))]
         noise_seeds = list(range(len(latents)))
         seed_list = []
+        from ..edit.noise import noise_of
+
+        latent_noise = [noise_of(G, lat) for lat in latents]
     if kind == "image":  # one grid image of them all
         check_picture(len(names), G, "grid")
 
@@ -141,9 +152,13 @@ def generate(
     written = []
     size = (0, 0)
     with tqdm(total=len(ws), desc="generate", unit="img", disable=quiet) as bar:
-        frames = render_frames(
-            G, ws, batch_size, noise_mode=noise_mode, noise_seeds=noise_seeds, on_batch=bar.update
-        )
+        if seeds or all(n is None for n in latent_noise):
+            frames = render_frames(
+                G, ws, batch_size, noise_mode=noise_mode, noise_seeds=noise_seeds,
+                on_batch=bar.update,
+            )  # fmt: skip
+        else:  # one latent at a time, each with its noise maps (or the noise mode)
+            frames = _latent_frames(G, ws, latent_noise, noise_mode, bar.update)
         for name, frame in zip(names, frames, strict=True):
             size = (frame.shape[1], frame.shape[0])
             if kind == "folder":
@@ -166,7 +181,25 @@ def generate(
         "truncation_psi": truncation_psi,
         "truncation_cutoff": truncation_cutoff,
         "noise_mode": noise_mode,
+        "latent_noise_maps": [n is not None for n in latent_noise] if not seeds else [],
         "size": list(size),
     }
     what = f"{len(ws)} image{'s' if len(ws) != 1 else ''}"
     report(summary, as_json, quiet, f"wrote {what} to {out}")
+
+
+def _latent_frames(
+    G: Generator,
+    ws: torch.Tensor,  # [N, num_ws, w_dim]
+    noise: list[list[torch.Tensor] | None],  # per latent: its noise maps or None
+    noise_mode: NoiseMode,
+    on_batch: Callable[[int], object],
+) -> Iterator[np.ndarray]:
+    """Render latent k with its own noise maps, or with `noise_mode` (seed k) without them."""
+    from ..edit.render import render_frames
+
+    for k, maps in enumerate(noise):
+        yield from render_frames(
+            G, ws[k : k + 1], 1, noise_mode=noise_mode, noise_seeds=[k], on_batch=on_batch,
+            noise=maps,
+        )  # fmt: skip

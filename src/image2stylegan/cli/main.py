@@ -29,6 +29,11 @@ COMMANDS: dict[str, str] = {
     "convert": ".convert_cmd:convert",
     "serve": ".serve_cmd:serve",
     "experiment": ".experiment_cmd:experiment",
+    "evaluate": ".evaluate_cmd:evaluate",
+    "inpaint": ".local_edits_cmd:inpaint",
+    "crossover": ".local_edits_cmd:crossover",
+    "local-style": ".local_edits_cmd:local_style",
+    "scribble": ".local_edits_cmd:scribble",
 }
 
 

@@ -55,6 +55,8 @@ def morph(
 
     The first frame is A and the last is B exactly. With more than two latents the path visits
     each in order, --frames per segment. With a .png --out only the strip is written.
+    Latents with noise maps (embed --noise-steps) morph their noise too, with the same t
+    (a latent without them contributes the generator's stored noise).
 
     \b
     Examples:
@@ -62,6 +64,7 @@ def morph(
       image2stylegan morph a.npz b.npz c.npz --ping-pong --out loop.gif
     """
     from ..edit.morph import morph_path
+    from ..edit.noise import morph_noise
     from ..video import default_strip_path
 
     if len(latents) < 2:
@@ -77,9 +80,10 @@ def morph(
     if kind == "image" or strip_path is not None:
         check_picture(min(strip_frames, total), G, "strip", "--strip-frames")
     ws = morph_path(stack_codes(lats), frames, loop=ping_pong)  # [K, num_ws, w_dim]
+    noise = morph_noise(G, lats, frames, loop=ping_pong)  # [K, 1, h, w] each, or None
     summary = write_sequence(
         G, ws, out, kind, fps=fps, batch_size=batch_size, quiet=quiet, desc="morph",
-        strip=strip_path, strip_frames=strip_frames,
+        strip=strip_path, strip_frames=strip_frames, noise=noise,
     )  # fmt: skip
     summary = {"command": "morph", "generator": source, "inputs": list(latents), **summary}
     report(summary, as_json, quiet, f"wrote {summary['frames']} frames to {out}"

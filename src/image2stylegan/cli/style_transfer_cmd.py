@@ -66,6 +66,9 @@ def style_transfer(
 ) -> None:
     """Style transfer by crossover: the first --from-layer layers from CONTENT, the rest from STYLE.
 
+    Each result is rendered with its CONTENT latent's noise maps when that has them (embed
+    --noise-steps); the border images of --grid with their own.
+
     \b
     Examples:
       image2stylegan style-transfer face.npz painting.npz --out styled.png
@@ -74,6 +77,7 @@ def style_transfer(
     """
     import numpy as np
 
+    from ..edit.noise import stack_noise
     from ..edit.render import bordered_grid, render_images
     from ..edit.style_transfer import PAPER_FROM_LAYER, style_transfer_grid
     from ..video import open_frame_writer
@@ -110,15 +114,17 @@ def style_transfer(
     w_c, w_s = stack_codes(content_lats), stack_codes(style_lats)
     table = style_transfer_grid(w_c, w_s, from_layer)  # [S, C, num_ws, w_dim]
     S, C = table.shape[:2]
-    cells = render_images(G, table.flatten(0, 1), batch_size)
+    noise_c = stack_noise(G, content_lats)  # [C, 1, h, w] each, or None
+    cell_noise = None if noise_c is None else [t.repeat(S, 1, 1, 1) for t in noise_c]
+    cells = render_images(G, table.flatten(0, 1), batch_size, noise=cell_noise)
     if kind == "folder":
         with open_frame_writer(out) as writer:
             for im in cells:
                 writer.append(np.asarray(im))
         outputs = [str(out)]
     elif grid:
-        top = render_images(G, w_c, batch_size)
-        left = render_images(G, w_s, batch_size)
+        top = render_images(G, w_c, batch_size, noise=noise_c)
+        left = render_images(G, w_s, batch_size, noise=stack_noise(G, style_lats))
         rows = [cells[s * C : (s + 1) * C] for s in range(S)]
         write_image(bordered_grid(top, left, rows), out)
         outputs = [str(out)]

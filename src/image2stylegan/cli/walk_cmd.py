@@ -84,6 +84,8 @@ def walk(
 ) -> None:
     """Walk from an embedded image towards the mean face w̄, optionally with a random excursion.
 
+    A latent with noise maps (embed --noise-steps) keeps them for every frame.
+
     \b
     Example:
       image2stylegan walk face/latent.npz --frames 90 --perturbation 0.5 --seed 1 --out walk.mp4
@@ -91,6 +93,7 @@ def walk(
     import torch
 
     from ..edit.morph import ping_pong as ping_pong_fn
+    from ..edit.noise import noise_of
     from ..edit.walk import random_walk
     from ..video import default_strip_path
 
@@ -116,7 +119,7 @@ def walk(
         ws = ping_pong_fn(ws)
     summary = write_sequence(
         G, ws, out, kind, fps=fps, batch_size=batch_size, quiet=quiet, desc="walk",
-        strip=strip_path, strip_frames=strip_frames,
+        strip=strip_path, strip_frames=strip_frames, noise=noise_of(G, lats[0]),
     )  # fmt: skip
     summary = {
         "command": "walk",

@@ -30,11 +30,14 @@ def render_frames(
     noise_mode: NoiseMode = "const",  # SPEC: the editing commands render with the stored noise
     noise_seeds: Sequence[int] | None = None,  # per-code seeds for noise_mode="random"
     on_batch: Callable[[int], object] | None = None,  # called with the number of frames rendered
+    noise: Sequence[torch.Tensor] | None = None,  # per noise input [K or 1, 1, h, w]: overrides
+    # noise_mode (a latent's optimised noise maps, edit/noise.py)
 ) -> Iterator[np.ndarray]:
     """Yield K uint8 images [H, W, C] in order, rendering `batch_size` codes per forward pass.
 
     With noise_mode="random", code k gets noise from `torch.Generator().manual_seed(noise_seeds[k])`
-    (default seed k), so a frame does not depend on the batch it was rendered in.
+    (default seed k), so a frame does not depend on the batch it was rendered in. `noise` gives
+    the maps explicitly: one set for all codes ([1, 1, h, w]) or one per code ([K, 1, h, w]).
     """
     if ws.ndim != 3:
         raise ValueError(f"ws must be [K, num_ws, w_dim], got {list(ws.shape)}")
@@ -42,18 +45,25 @@ def render_frames(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if noise_seeds is not None and len(noise_seeds) != ws.shape[0]:
         raise ValueError(f"need one noise seed per code: {ws.shape[0]}, got {len(noise_seeds)}")
+    if noise is not None and any(t.shape[0] not in (1, ws.shape[0]) for t in noise):
+        raise ValueError(f"noise maps must have 1 or {ws.shape[0]} rows, one per code")
     device = G.w_avg.device
     start = 0
     while start < ws.shape[0]:
         batch = ws[start : start + batch_size].to(device=device, dtype=torch.float32)
-        noise = None
-        if noise_mode == "random":
+        maps = None
+        if noise is not None:
+            maps = [
+                (t if t.shape[0] == 1 else t[start : start + len(batch)]).to(device, torch.float32)
+                for t in noise
+            ]
+        elif noise_mode == "random":
             seeds = noise_seeds or range(ws.shape[0])
             per_code = [_cpu_noise(G, int(seeds[k])) for k in range(start, start + len(batch))]
-            noise = [torch.cat(parts).to(device) for parts in zip(*per_code, strict=True)]
+            maps = [torch.cat(parts).to(device) for parts in zip(*per_code, strict=True)]
         try:
             with torch.no_grad():
-                img = G.synthesis(batch, noise_mode=noise_mode, noise=noise)  # [B, C, H, W]
+                img = G.synthesis(batch, noise_mode=noise_mode, noise=maps)  # [B, C, H, W]
         except (RuntimeError, MemoryError) as e:  # frames do not depend on the batch: halve it
             if len(batch) == 1 or not is_out_of_memory(e):
                 raise

@@ -42,9 +42,10 @@ def write_sequence(
     strip: str | os.PathLike | None = None,  # also write a strip of selected frames here
     strip_frames: int = 8,  # frames in the strip (evenly spaced, first and last included)
     on_frames: Callable[[int], object] | None = None,  # progress: called with frames rendered
+    noise: Sequence[torch.Tensor] | None = None,  # [K or 1, 1, h, w] per input; None = stored
 ) -> SequenceOutput:
-    """Render `ws` once (noise_mode="const") into every output; all-or-nothing: an error or an
-    interrupt deletes the partial outputs."""
+    """Render `ws` once (noise_mode="const", or the given noise maps) into every output;
+    all-or-nothing: an error or an interrupt deletes the partial outputs."""
     num = ws.shape[0]
     picks = strip_indices(num, strip_frames) if strip is not None else []
     wanted = set(picks)
@@ -54,7 +55,8 @@ def write_sequence(
     try:
         for out in outputs:
             writers.append(open_frame_writer(out, fps=fps))  # fails now if `out` is unwritable
-        for i, frame in enumerate(render_frames(G, ws, batch_size, on_batch=on_frames)):
+        frames = render_frames(G, ws, batch_size, on_batch=on_frames, noise=noise)
+        for i, frame in enumerate(frames):
             size = (int(frame.shape[1]), int(frame.shape[0]))
             for writer in writers:
                 writer.append(frame)
@@ -80,11 +82,14 @@ def write_strip(
     strip_frames: int | None = None,  # evenly spaced frames shown (None: all)
     batch_size: int = 8,
     on_frames: Callable[[int], object] | None = None,
+    noise: Sequence[torch.Tensor] | None = None,  # [K or 1, 1, h, w] per input; None = stored
 ) -> SequenceOutput:
     """One row of `strip_frames` evenly spaced frames of the sequence; only those are rendered."""
     num = ws.shape[0]
     picks = strip_indices(num, strip_frames or num)
-    frames = list(render_frames(G, ws[picks], batch_size, on_batch=on_frames))
+    if noise is not None:
+        noise = [t if t.shape[0] == 1 else t[picks] for t in noise]
+    frames = list(render_frames(G, ws[picks], batch_size, on_batch=on_frames, noise=noise))
     path = save_strip(frames, out)
     size = (int(frames[0].shape[1]), int(frames[0].shape[0]))
     return SequenceOutput([path], len(picks), size, path, image_strip(frames), picks)

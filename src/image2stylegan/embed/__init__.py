@@ -10,7 +10,9 @@ The stage of the pipeline after the losses (image -> models -> checkpoints -> lo
 - targets.py     the frame a loss sees: decode, FFHQ-align, fit;
 - generators.py  resolve / load / describe a generator source (`GeneratorInfo`);
 - options.py     `RunOptions`: everything a run is told, parsed before anything loads;
-- records.py     one image's record: latent metadata, losses.csv, output layouts;
+- records.py     one image's record: latent metadata, losses.csv, metrics.csv, output layouts;
+- masks.py       masked (local) embedding, Image2StyleGAN++ Eq. 1: MaskedLoss, RegionLoss;
+- evaluation.py  the reconstruction metrics every record gets (metrics.py on 8-bit images);
 - runner.py      the one loop over files (batches, resume, errors, events) the CLI, the web UI
                  and the experiments all run;
 - pipeline.py    `EmbedPipeline`: a loaded run (generator, VGG-16, start code) over the runner.
@@ -98,7 +100,15 @@ def build_embedder(
 ) -> Embedder:
     """An `Embedder` with the loss `config` asks for, on G's device."""
     loss_fn = build_loss(config, vgg, device=G.w_avg.device)
-    return Embedder(G, loss_fn, config, content_box=content_box(G.img_resolution, content_size))
+    noise_loss_fn = None
+    if (
+        config.noise_steps
+        and config.noise_loss == "perceptual+mse"
+        and config.loss != "perceptual+mse"
+    ):
+        noise_loss_fn = build_loss(config.replace(loss="perceptual+mse"), vgg, G.w_avg.device)
+    box = content_box(G.img_resolution, content_size)
+    return Embedder(G, loss_fn, config, content_box=box, noise_loss_fn=noise_loss_fn)
 
 
 def embed(

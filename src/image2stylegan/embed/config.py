@@ -1,5 +1,9 @@
 """Settings of Algorithm 1 (Sec. 5): one frozen dataclass, paper defaults, and two presets.
 
+The Image2StyleGAN++ noise stage (Abdal, Qin, Wonka, CVPR 2020, Sec. 4.2 and 6.2) is three more
+fields, off by default: `noise_steps` steps that optimise only the noise maps after the W+ steps
+(sequential, as the sequel insists), with `noise_lr` and `noise_loss`.
+
 `EmbedConfig()` is the paper: W+, init w̄, Eq. 1 loss (VGG-16 conv1_1, conv1_2, conv3_2, conv4_2
 + MSE, all weights 1, perceptual term at 256 px), Adam(lr 0.01, betas (0.9, 0.999), eps 1e-8),
 5000 steps, constant noise. `PRESETS["nvidia"]` reproduces NVIDIA's projector loop
@@ -17,10 +21,19 @@ from typing import Any, Literal
 
 from ..models.vgg16 import canonical_layer_name
 
-__all__ = ["MAX_STEPS", "PAPER_LAYERS", "PRESETS", "EmbedConfig", "parse_loss"]
+__all__ = [
+    "MAX_STEPS",
+    "NOISE_LOSSES",
+    "PAPER_LAYERS",
+    "PAPER_NOISE_STEPS",
+    "PRESETS",
+    "EmbedConfig",
+    "parse_loss",
+]
 
 Space = Literal["w+", "w", "z"]
 NoiseHandling = Literal["const", "resample", "restart"]
+NoiseLoss = Literal["mse", "perceptual+mse"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
 PAPER_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Eq. 2
@@ -28,6 +41,9 @@ LOSS_TERMS = ("perceptual", "mse", "lpips")
 MAX_STEPS = 1_000_000  # 200x the paper's 5000 (the loss history is kept per step)
 MAX_PERCEPTUAL_SIZE = 16384  # px: the largest image side read
 MAX_SEED = 2**63  # torch generators take seeds in [0, 2^64); kept within a signed int64
+NOISE_LOSSES: tuple[str, ...] = ("mse", "perceptual+mse")
+# Image2StyleGAN++ Sec. 7.1 (improved reconstruction): 5000 W+ steps, then 3000 noise steps.
+PAPER_NOISE_STEPS = 3000
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,12 @@ class EmbedConfig:
     perceptual_size: int | None = 256  # supplement "resizing trick"; None = full res (Fig. 12)
     noise: NoiseHandling = "const"  # Fig. 16: const (paper), resample each step, restart
     seed: int = 0  # random init / noise; the result depends only on the image and the seed
+    # --- Image2StyleGAN++ noise stage (Sec. 4.2, 6.2; off by default) -------------------------
+    noise_steps: int = 0  # steps optimising only the noise maps after the W+ steps (paper: 3000)
+    noise_lr: float = 5.0  # Adam lr of the noise maps in that stage (Sec. 4.2)
+    noise_loss: NoiseLoss = "mse"  # Mk_n (Sec. 6.2): pixel MSE only; or the W+ stage's Eq. 1
+    noise_joint: bool = False  # the rejected alternative: noise and W+ jointly from step 1
+    w_rows: tuple[int, int] | None = None  # optimise only W+ rows [start, stop) (Sec. 7.3)
     # --- NVIDIA projector extras (all off in the paper) ----------------------------------------
     lr_rampup: float = 0.0  # fraction of the steps with a linear lr warm-up
     lr_rampdown: float = 0.0  # fraction of the steps with a cosine lr ramp-down
@@ -91,6 +113,32 @@ class EmbedConfig:
         parse_loss(self.loss)
         for name in self.layers:
             canonical_layer_name(name)  # ValueError naming the known layers
+        if self.noise_steps < 0:
+            raise ValueError(f"noise_steps must be >= 0, got {self.noise_steps}")
+        if self.noise_loss not in NOISE_LOSSES:
+            raise ValueError(
+                f"noise loss must be {' or '.join(NOISE_LOSSES)}, got {self.noise_loss!r}"
+            )
+        if not self.noise_lr > 0:
+            raise ValueError(f"noise_lr must be positive, got {self.noise_lr}")
+        if self.noise_joint and (self.noise_steps or self.optimize_noise):
+            raise ValueError(
+                "noise_joint optimises the noise with W+ from the first step; it excludes the "
+                "sequential noise stage (noise_steps) and NVIDIA's optimize_noise"
+            )
+        if self.w_rows is not None:
+            start, stop = self.w_rows
+            if not 0 <= start < stop:
+                raise ValueError(
+                    f"w_rows must be [start, stop) with 0 <= start < stop, got {start, stop}"
+                )
+            if self.space != "w+":
+                raise ValueError("w_rows selects rows of a W+ code: it needs space w+")
+        if self.noise_steps and self.optimize_noise:
+            raise ValueError(
+                "the noise stage (noise_steps) optimises the noise after W+; NVIDIA's "
+                "optimize_noise optimises it jointly: choose one"
+            )
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             raise ValueError(
                 f"{len(self.layer_weights)} layer weights given for {len(self.layers)} layers"
@@ -99,6 +147,16 @@ class EmbedConfig:
     @property
     def loss_terms(self) -> tuple[str, ...]:
         return parse_loss(self.loss)
+
+    @property
+    def total_steps(self) -> int:
+        """W+ steps and noise-stage steps: the length of the one step loop."""
+        return self.steps + self.noise_steps
+
+    @property
+    def optimizes_noise(self) -> bool:
+        """Whether any step optimises the noise maps (noise stage, joint or NVIDIA's)."""
+        return self.noise_steps > 0 or self.noise_joint or self.optimize_noise
 
     def replace(self, **changes: Any) -> EmbedConfig:
         return dataclasses.replace(self, **changes)
@@ -113,6 +171,11 @@ class EmbedConfig:
         d = self.to_dict()
         for key in ("compile",):  # execution details that do not change the numbers
             d.pop(key)
+        if not (self.noise_steps or self.noise_joint):  # unused: keep older fingerprints valid
+            for key in ("noise_steps", "noise_lr", "noise_loss", "noise_joint"):
+                d.pop(key)
+        if self.w_rows is None:
+            d.pop("w_rows")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import I2SError
 from ..models.base import Generator
 from .config import EmbedConfig
 
@@ -139,6 +140,7 @@ class StepReport:
     ws: torch.Tensor  # [N, num_ws, w_dim] the codes that made them (detached)
     elapsed: float  # seconds
     state: Callable[[], EmbedState] = field(repr=False)  # the resume state at this point
+    phase: str = "w"  # "w": the latent steps; "noise": the Image2StyleGAN++ noise stage
 
 
 @dataclass
@@ -152,7 +154,8 @@ class EmbedResult:
     elapsed: float
     z: torch.Tensor | None = None  # [N, z_dim] for space="z"
     w_single: torch.Tensor | None = None  # [N, w_dim] for space="w"
-    noise: list[torch.Tensor] = field(default_factory=list)  # per-image noise if not stored
+    noise: list[torch.Tensor] = field(default_factory=list)  # [N, 1, h, w] per noise input
+    # when they are not the stored constants (noise stage, restart), else []
 
 
 def sampled_w_stats(
@@ -171,7 +174,8 @@ def sampled_w_stats(
 
 
 class Embedder:
-    """Runs Algorithm 1 for a generator, a loss and an `EmbedConfig`."""
+    """Runs Algorithm 1 for a generator, a loss and an `EmbedConfig`, followed by the
+    Image2StyleGAN++ noise stage when `config.noise_steps` > 0 (one loop, two phases)."""
 
     def __init__(
         self,
@@ -179,12 +183,24 @@ class Embedder:
         loss_fn: TargetLoss,  # per-image loss against a cached target
         config: EmbedConfig = EmbedConfig(),  # noqa: B008 - frozen dataclass
         content_box: tuple[int, int, int, int] | None = None,  # (x0, y0, x1, y1) scored region
+        noise_loss_fn: TargetLoss | None = None,  # loss of the noise stage; None = from config
     ) -> None:
         self.G = G
         self.loss_fn = loss_fn
         self.config = config
         self.content_box = content_box
         self.device = G.w_avg.device
+        if config.optimizes_noise and not G.noise_buffers():
+            raise I2SError(
+                f"{getattr(G, 'source', '') or 'this generator'} has no noise inputs (a StyleGAN3 "
+                "or a network built without noise), so there are no noise maps to optimise; "
+                "drop --noise-steps (and noise optimisation)"
+            )
+        if config.w_rows is not None and config.w_rows[1] > G.num_ws:
+            raise ValueError(
+                f"w_rows {list(config.w_rows)} is beyond the generator's {G.num_ws} W+ rows"
+            )
+        self.noise_loss_fn = noise_loss_fn or self._default_noise_loss()
         self.w_avg, self.w_std = G.w_avg.detach().clone(), torch.tensor(0.0)
         if config.w_stats == "sampled" or config.w_noise_factor > 0:
             sampled_avg, self.w_std = sampled_w_stats(G)
@@ -193,6 +209,21 @@ class Embedder:
         self._forward = self._forward_eager
         if config.compile:
             self._forward = torch.compile(self._forward_eager, dynamic=False)
+
+    def _default_noise_loss(self) -> TargetLoss:
+        """Mk_n of Image2StyleGAN++ (Sec. 6.2): the pixel MSE only (lambda_p = 0); or the W+
+        stage's loss itself for noise_loss="perceptual+mse" (when that is what it computes)."""
+        cfg = self.config
+        if cfg.noise_loss == "mse":
+            from ..losses import Image2StyleGANLoss
+
+            return Image2StyleGANLoss(None, layers=(), mse_weight=1.0)
+        if cfg.noise_steps and not {"perceptual", "mse"} <= set(cfg.loss_terms):
+            raise ValueError(
+                f"noise loss perceptual+mse needs its loss passed in when the W+ loss is "
+                f"{cfg.loss!r} (build_embedder / EmbedPipeline.embedder do)"
+            )
+        return self.loss_fn
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -250,13 +281,32 @@ class Embedder:
         return init.clone()
 
     def _initial_noise(self, n: int, rngs: list[torch.Generator]) -> list[torch.Tensor]:
-        """Per-image noise maps when they are not the stored constants ([] = stored buffers)."""
+        """Per-image noise maps when they are not the stored constants ([] = stored buffers).
+
+        Jointly optimised noise (NVIDIA's) starts from N(0, 1) draws; Image2StyleGAN++'s joint
+        variant from the stored constants, like its noise stage (`_stage_noise`)."""
         cfg = self.config
+        if cfg.noise_joint and cfg.noise != "restart":
+            return self._stored_noise(n)
         if not (cfg.noise == "restart" or cfg.optimize_noise):
             return []
         shapes = [b.shape[2:] for b in self.G.noise_buffers()]
         per_image = [[torch.randn((1, 1, *s), generator=g) for s in shapes] for g in rngs]
         return [torch.cat(maps) for maps in zip(*per_image, strict=True)]
+
+    def _stored_noise(self, n: int) -> list[torch.Tensor]:
+        """The stored constant noise, one copy per image: [N, 1, h, w] per noise input (CPU)."""
+        return [
+            b.detach().float().cpu().expand(n, -1, -1, -1).clone() for b in self.G.noise_buffers()
+        ]
+
+    def _loss(self, loss: TargetLoss, masks: torch.Tensor | None) -> TargetLoss:
+        """`loss` on the masked images (Image2StyleGAN++ Eq. 1) when there are masks."""
+        if masks is None:
+            return loss
+        from .masks import MaskedLoss
+
+        return MaskedLoss(loss, self._crop(masks.to(self.device)))
 
     # --- the step ---------------------------------------------------------------------------
 
@@ -274,13 +324,17 @@ class Embedder:
         return img[..., y0:y1, x0:x1]
 
     def _forward_eager(
-        self, latent: torch.Tensor, noise: list[torch.Tensor], latent_noise: torch.Tensor | None
+        self,
+        latent: torch.Tensor,
+        noise: list[torch.Tensor],
+        latent_noise: torch.Tensor | None,
+        loss_fn: TargetLoss,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         var = latent if latent_noise is None else latent + latent_noise
         ws = self._ws(var)
         with self._autocast():
             img = self.G.synthesis(ws, noise=noise or None)
-            terms = self.loss_fn(self._crop(img))
+            terms = loss_fn(self._crop(img))
         terms = {k: v.float() for k, v in terms.items()}
         if self.config.noise_regularize_weight > 0 and noise:
             reg = noise_regularization(noise)
@@ -323,14 +377,25 @@ class Embedder:
         state: EmbedState | None = None,  # resume from here
         report_every: int = 50,
         stop_after: int | None = None,  # stop (with a final report) once this many steps are done
+        masks: torch.Tensor | None = None,  # [N, 1, H, W] in [0, 1]: pixels each loss sees
     ) -> collections.abc.Generator[StepReport, None, None]:
         """Run the optimisation, yielding a `StepReport` every `report_every` steps and at the end.
 
-        The last report's `state()` resumes exactly (same numbers as an uninterrupted run).
+        Steps 0 .. config.steps - 1 optimise the latent (Algorithm 1); with config.noise_steps
+        the following steps optimise only the noise maps with the latent frozen (Image2StyleGAN++
+        Sec. 4.2: sequentially, never jointly), with their own Adam (lr config.noise_lr) and loss.
+        The last report's `state()` resumes exactly (same numbers as an uninterrupted run), in
+        either phase.
         """
         cfg, G, dev = self.config, self.G, self.device
         n = targets.shape[0]
-        self.loss_fn.set_target(self._crop(targets.to(dev)))
+        crop = self._crop(targets.to(dev))
+        loss_w = self._loss(self.loss_fn, masks)
+        loss_w.set_target(crop)
+        loss_n = self._loss(self.noise_loss_fn, masks) if cfg.noise_steps else loss_w
+        if loss_n is not loss_w:
+            loss_n.set_target(crop)
+        total_steps = cfg.total_steps
 
         if state is None:
             rngs = self._rngs(n)
@@ -349,31 +414,66 @@ class Embedder:
             latent, noise, history = state.latent, state.noise, state.history
             start, elapsed0 = state.step, state.elapsed
 
-        latent = latent.to(dev).requires_grad_(True)
-        noise = [t.to(dev).requires_grad_(cfg.optimize_noise) for t in noise]
-        params = [latent] + (noise if cfg.optimize_noise else [])
+        latent = latent.to(dev)
+        noise = [t.to(dev) for t in noise]
         # On CUDA the fused Adam kernel (one launch for all tensors); same update rule.
         fused = dev.type == "cuda"
-        opt = torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=fused)
-        if state is not None and state.adam_step > 0:
-            for p, m, v in zip(params, state.exp_avg, state.exp_avg_sq, strict=True):
-                opt.state[p] = {
-                    "step": torch.tensor(float(state.adam_step), device=dev if fused else "cpu"),
-                    "exp_avg": m.to(dev).clone(),
-                    "exp_avg_sq": v.to(dev).clone(),
-                }
+        opt: torch.optim.Adam | None = None
+        params: list[torch.Tensor] = []
+        phase = ""
+
+        def begin(new_phase: str, resume: EmbedState | None) -> None:
+            """Set up the optimiser of a phase ("w": the latent, "noise": the noise stage)."""
+            nonlocal opt, params, phase, noise
+            phase = new_phase
+            if phase == "noise":
+                latent.requires_grad_(False)  # W+ frozen (Sec. 4.2)
+                if not noise:  # the stored constants the W+ steps used, one copy per image
+                    noise = [t.to(dev) for t in self._stored_noise(n)]
+                noise = [t.detach().requires_grad_(True) for t in noise]
+                params = list(noise)
+                groups: list[dict] = [{"params": params, "lr": cfg.noise_lr}]
+            else:
+                latent.requires_grad_(True)
+                if cfg.w_rows is not None:  # the other rows stay as they start (zero gradient,
+                    rows = torch.zeros(G.num_ws, 1, device=dev)  # so Adam moves them by 0)
+                    rows[cfg.w_rows[0] : cfg.w_rows[1]] = 1.0
+                    latent.register_hook(lambda g: g * rows)
+                joint = cfg.optimize_noise or cfg.noise_joint
+                noise = [t.detach().requires_grad_(joint) for t in noise]
+                params = [latent] + (noise if joint else [])
+                groups = [{"params": [latent], "lr": cfg.lr}]
+                if joint:  # NVIDIA: one lr for both; Image2StyleGAN++'s joint: noise_lr
+                    lr = cfg.noise_lr if cfg.noise_joint else cfg.lr
+                    groups.append({"params": noise, "lr": lr, "noise": True})
+            opt = torch.optim.Adam(groups, betas=cfg.betas, eps=cfg.eps, fused=fused)
+            if resume is not None and resume.adam_step > 0:
+                for p, m, v in zip(params, resume.exp_avg, resume.exp_avg_sq, strict=True):
+                    opt.state[p] = {
+                        "step": torch.tensor(
+                            float(resume.adam_step), device=dev if fused else "cpu"
+                        ),
+                        "exp_avg": m.to(dev).clone(),
+                        "exp_avg_sq": v.to(dev).clone(),
+                    }
+
+        # a state taken at the end of the W+ steps holds the W+ optimiser: the noise stage starts
+        # fresh; one taken inside the noise stage holds the noise stage's optimiser
+        in_noise = cfg.noise_steps > 0 and start >= cfg.steps
+        begin("noise" if in_noise else "w", state if (not in_noise or start > cfg.steps) else None)
         # fp16 loss scaling; Eq. 1 on the 0-255 scale is large (1e3-1e5), so start unscaled
         # (the default 2^16 overflows for the first ~15 steps) and let the scaler adapt.
         scaler = torch.amp.GradScaler(dev.type, init_scale=1.0) if cfg.precision == "fp16" else None
         resample = cfg.noise == "resample"
         noise_shapes = [b.shape[2:] for b in G.noise_buffers()]
-        log = torch.zeros(cfg.steps - start, n, 3, device=dev)
-        end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+        log = torch.zeros(max(total_steps - start, 0), n, 3, device=dev)
+        end = total_steps if stop_after is None else min(total_steps, stop_after)
         t0 = time.perf_counter()
 
         def snapshot(done: int) -> Callable[[], EmbedState]:
             """Freeze the state after `done` steps now (device-side copies, no host sync);
             the returned function turns it into an `EmbedState` on the CPU when called."""
+            assert opt is not None
             adam = [opt.state[p] for p in params]
             frozen = EmbedState(  # on the device; `history` holds this run's steps only
                 step=done,
@@ -413,22 +513,28 @@ class Embedder:
         zero = torch.zeros(n, device=dev)
         last_terms = torch.zeros(n, 3, device=dev)
         for step in range(start, end):
-            for group in opt.param_groups:
-                group["lr"] = self._lr(step)
+            if phase == "w" and step >= cfg.steps:  # the W+ steps are done: the noise stage
+                begin("noise", None)
+            assert opt is not None
+            if phase == "w":
+                for group in opt.param_groups:
+                    if not group.get("noise") or not cfg.noise_joint:
+                        group["lr"] = self._lr(step)
             step_noise = noise
-            if resample:
+            if resample and phase == "w":
                 step_noise = [
                     torch.cat([torch.randn((1, 1, *s), generator=g) for g in rngs]).to(dev)
                     for s in noise_shapes
                 ]
             latent_noise = None
-            scale = self._latent_noise_scale(step)
+            scale = self._latent_noise_scale(step) if phase == "w" else 0.0
             if scale > 0:
                 latent_noise = (
                     torch.stack([torch.randn(latent.shape[1:], generator=g) for g in rngs]).to(dev)
                     * scale
                 )
-            img, terms, ws = self._forward(latent, list(step_noise), latent_noise)
+            loss_fn = loss_w if phase == "w" else loss_n
+            img, terms, ws = self._forward(latent, list(step_noise), latent_noise, loss_fn)
             opt.zero_grad(set_to_none=True)
             total = terms["total"].sum()  # sum, not mean: per-image gradients, batch-invariant
             if scaler is None:
@@ -452,22 +558,24 @@ class Embedder:
             if done % report_every == 0 or done == end:
                 yield StepReport(
                     step=done,
-                    steps=cfg.steps,
+                    steps=total_steps,
                     losses=last_terms,
                     images=img.detach(),
                     ws=ws.detach(),
                     elapsed=elapsed0 + time.perf_counter() - t0,
                     state=snapshot(done),
+                    phase=phase,
                 )
         if start >= end:  # nothing to do (already finished): report the given state
             yield StepReport(
                 step=start,
-                steps=cfg.steps,
+                steps=total_steps,
                 losses=last_terms,
                 images=torch.empty(0),
                 ws=self._ws(latent.detach()).detach(),
                 elapsed=elapsed0,
                 state=snapshot(start),
+                phase=phase,
             )
 
     def run(
@@ -477,24 +585,31 @@ class Embedder:
         state: EmbedState | None = None,
         callback: Callable[[StepReport], None] | None = None,
         report_every: int = 50,
+        masks: torch.Tensor | None = None,
     ) -> EmbedResult:
         """Run to the end and evaluate G(w*) once more for the final loss terms."""
         last = None
-        for report in self.iterate(targets, init=init, state=state, report_every=report_every):
+        for report in self.iterate(
+            targets, init=init, state=state, report_every=report_every, masks=masks
+        ):
             last = report
             if callback is not None:
                 callback(report)
         assert last is not None
-        return self.finish(targets, last.state())
+        return self.finish(targets, last.state(), masks=masks)
 
     @torch.no_grad()
-    def finish(self, targets: torch.Tensor, state: EmbedState) -> EmbedResult:
-        """Final codes, image and loss terms of a (finished) state."""
+    def finish(
+        self, targets: torch.Tensor, state: EmbedState, masks: torch.Tensor | None = None
+    ) -> EmbedResult:
+        """Final codes, image and loss terms of a (finished) state; the terms are the W+ stage's
+        loss (Eq. 1 by default) of G(w*, n*), so runs with and without a noise stage compare."""
         dev = self.device
-        self.loss_fn.set_target(self._crop(targets.to(dev)))
+        loss_fn = self._loss(self.loss_fn, masks)
+        loss_fn.set_target(self._crop(targets.to(dev)))
         latent = state.latent.to(dev)
         noise = [t.to(dev) for t in state.noise]
-        img, terms, ws = self._forward_eager(latent, noise, None)
+        img, terms, ws = self._forward_eager(latent, noise, None, loss_fn)
         z = latent.cpu() if self.config.space == "z" else None
         w_single = latent[:, 0].cpu() if self.config.space == "w" else None
         return EmbedResult(

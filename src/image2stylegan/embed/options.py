@@ -55,6 +55,9 @@ CONFIG_SETTINGS = (
     "seed",
     "precision",
     "compile",
+    "noise_steps",
+    "noise_lr",
+    "noise_loss",
 )
 FIT_MODES: tuple[str, ...] = get_args(FitMode)
 MAX_SIDE = 16384  # the largest side a size option may name (the largest image we read)
@@ -79,6 +82,8 @@ class RunOptions:
     checkpoint_every: int = 250  # steps between resume checkpoints
     report_every: int = 25  # steps between progress reports (the only host syncs)
     overwrite: bool = False  # redo finished images, ignore checkpoints
+    mask: Path | None = None  # one mask file for every input (white = embed), Image2StyleGAN++
+    metrics: bool = True  # reconstruction metrics in every record and the run's metrics.csv
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:

@@ -51,7 +51,17 @@ class EmbedPipeline:
     init: torch.Tensor | None = None  # start code from options.init_file
     vgg_module: VGG16Features | None = None  # loaded on first use unless given
     stages: list[Stage] = field(default_factory=list)  # after-optimisation steps per batch
-    metrics: list[Metric] = field(default_factory=list)  # extra measurements per record
+    metrics: list[Metric] = field(default_factory=list)  # measurements per record; the
+    # reconstruction metrics (PSNR, SSIM, MSE, LPIPS, ID: embed.evaluation) come first unless
+    # options.metrics is off
+
+    def __post_init__(self) -> None:
+        if self.options.metrics:
+            from . import content_box
+            from .evaluation import ReconstructionMetric
+
+            box = content_box(self.G.img_resolution, self.content_size)
+            self.metrics.insert(0, ReconstructionMetric(box, auto=True, device=self.device))
 
     @property
     def config(self) -> EmbedConfig:
@@ -97,13 +107,16 @@ class EmbedPipeline:
         *,
         G: Generator | None = None,  # default: the run's generator
         loss_fn: TargetLoss | None = None,  # default: the loss `config` describes
+        noise_loss_fn: TargetLoss | None = None,  # the noise stage's; default: config.noise_loss
     ) -> Embedder:
         from . import content_box
 
         config = config or self.config
         G = G or self.G
         box = content_box(G.img_resolution, self.content_size)
-        return Embedder(G, loss_fn or self.loss_fn(config), config, box)
+        if noise_loss_fn is None and _needs_eq1_noise_loss(config, loss_fn):
+            noise_loss_fn = self.loss_fn(config.replace(loss="perceptual+mse"))
+        return Embedder(G, loss_fn or self.loss_fn(config), config, box, noise_loss_fn)
 
     def record(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What every latent file of this run records besides its own image and result."""
@@ -145,6 +158,15 @@ class EmbedPipeline:
             jobs, embedder, self.run_options(), record=self.record(record), init=self.init,
             on_report=on_report, stop=stop, stages=self.stages, metrics=self.metrics,
         )  # fmt: skip
+
+
+def _needs_eq1_noise_loss(config: EmbedConfig, loss_fn: TargetLoss | None) -> bool:
+    """A perceptual+mse noise stage whose W+ loss is something else needs its own Eq. 1."""
+    return (
+        config.noise_steps > 0
+        and config.noise_loss == "perceptual+mse"
+        and (loss_fn is not None or config.loss != "perceptual+mse")
+    )
 
 
 def load_pipeline(options: RunOptions, progress: bool = True) -> EmbedPipeline:

@@ -6,18 +6,25 @@ all get them through the embed runner, so the same settings give the same record
 
 Layouts (`OutputPaths`):
 - `folder` (SPEC section 4; the CLI and the experiments): `OUT/<stem>/latent.npz`, `target.png`,
-  `reconstruction.png`, `losses.csv`, optional `progress.mp4`; while running a hidden
-  `.checkpoint.pt` and `.progress/` (video frames).
+  `reconstruction.png`, `losses.csv`, optional `progress.mp4` and `mask.png` (a masked
+  embedding's mask in the frame); while running a hidden `.checkpoint.pt` and `.progress/`
+  (video frames). `OUT/metrics.csv`: one row of reconstruction metrics per image.
 - `flat` (the web UI's run folders): `<name>.npz`, `<name>_target.png`,
-  `<name>_reconstruction.png`, `<name>_losses.csv`, `<name>_progress.mp4`.
+  `<name>_reconstruction.png`, `<name>_losses.csv`, `<name>_progress.mp4`, `<name>_mask.png`,
+  and `metrics.csv` in the folder.
+
+Noise maps (Image2StyleGAN++ noise stage, or restarted noise): the latent file holds one float32
+array `noise_00`, `noise_01`, ... [1, 1, h, w] per noise input, in the generator's layer order
+(`latents.latent_noise` reads them back), so re-rendering the file reproduces reconstruction.png.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,22 +35,26 @@ import torch
 from .._version import __version__
 from ..fileio import atomic_write_text
 from ..image import save_image, tensor_to_pil
-from ..latents import save_latent
+from ..latents import noise_arrays, save_latent
 from .config import EmbedConfig
 from .embedder import EmbedResult
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "METRICS_NAME",
     "PROGRESS_DIR",
     "Layout",
     "OutputPaths",
     "latent_metadata",
+    "read_metrics_csv",
     "run_record",
+    "update_metrics_csv",
     "write_losses_csv",
     "write_record",
 ]
 
 CHECKPOINT_NAME = ".checkpoint.pt"
+METRICS_NAME = "metrics.csv"
 PROGRESS_DIR = ".progress"
 Layout = Literal["folder", "flat"]
 
@@ -59,6 +70,8 @@ class OutputPaths:
     video: Path  # progress.mp4 (with --video)
     checkpoint: Path  # resume state while the image is unfinished
     frames: Path  # folder of the video's frames while running
+    mask: Path = Path("mask.png")  # the mask in the frame (masked embeddings only)
+    run_metrics: Path = Path("metrics.csv")  # the run's metrics.csv (a row per image)
 
     @classmethod
     def folder(cls, out_dir: Path) -> OutputPaths:
@@ -72,6 +85,8 @@ class OutputPaths:
             video=out_dir / "progress.mp4",
             checkpoint=out_dir / CHECKPOINT_NAME,
             frames=out_dir / PROGRESS_DIR,
+            mask=out_dir / "mask.png",
+            run_metrics=out_dir.parent / METRICS_NAME,
         )
 
     @classmethod
@@ -86,6 +101,8 @@ class OutputPaths:
             video=folder / f"{name}_progress.mp4",
             checkpoint=folder / f".{name}{CHECKPOINT_NAME}",
             frames=folder / f".{name}{PROGRESS_DIR}",
+            mask=folder / f"{name}_mask.png",
+            run_metrics=folder / METRICS_NAME,
         )
 
     @classmethod
@@ -117,6 +134,7 @@ def latent_metadata(
     init_file: str | None = None,  # the latent file it started from (config.init == "file")
     stopped_early: bool = False,  # the optimisation was stopped before config.steps
     metrics: Mapping[str, float] | None = None,  # extra measurements of the result
+    masked: bool = False,  # embedded with a mask (Image2StyleGAN++ local embedding)
 ) -> dict[str, Any]:
     """The JSON metadata of a latent file (SPEC section 4)."""
     ws = result.ws  # [1, num_ws, w_dim]
@@ -125,7 +143,7 @@ def latent_metadata(
         "precision": config.precision,
         "space": config.space,
         "init": init_file if config.init == "file" and init_file else config.init,
-        "steps": int(result.history.shape[0]),
+        "steps": int(result.history.shape[0]),  # W+ steps + noise-stage steps done
         "stopped_early": bool(stopped_early),
         "lr": config.lr,
         "loss": config.loss,
@@ -147,6 +165,17 @@ def latent_metadata(
     }
     if config.init == "file" and init_file:
         meta["init_file"] = init_file
+    if config.noise_steps or config.noise_joint:  # Image2StyleGAN++ (Sec. 4.2)
+        meta["noise_stage"] = {
+            "schedule": "joint" if config.noise_joint else "sequential",
+            "steps": config.noise_steps,
+            "lr": config.noise_lr,
+            "loss": config.noise_loss,
+        }
+    if result.noise:
+        meta["noise_maps"] = len(result.noise)  # stored as noise_00 ... in the file
+    if masked:
+        meta["masked"] = True  # the loss saw the white pixels of mask.png only
     if metrics:
         meta["metrics"] = {k: float(v) for k, v in metrics.items()}
     return meta
@@ -166,6 +195,7 @@ def write_record(
         extras["z"] = result.z
     if result.w_single is not None:
         extras["w_single"] = result.w_single
+    extras.update(noise_arrays(result.noise))
     save_image(tensor_to_pil(result.images[0]), paths.reconstruction)
     write_losses_csv(paths.losses, result.history, clock)
     if video:
@@ -212,3 +242,52 @@ def _write_progress_video(paths: OutputPaths) -> None:
                 with Image.open(f) as im:
                     writer.append(np.asarray(im.convert("RGB")))
     shutil.rmtree(paths.frames, ignore_errors=True)
+
+
+def read_metrics_csv(path: Path) -> dict[str, dict[str, str]]:
+    """A run's metrics.csv: image name -> its row ({} when there is none or it is unreadable)."""
+    try:
+        with open(path, newline="") as f:
+            return {row["image"]: row for row in csv.DictReader(f) if row.get("image")}
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError):
+        return {}
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on a hidden `.<name>.lock` beside `path` (torchrun ranks share one
+    metrics.csv); a no-op without `fcntl`."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def update_metrics_csv(path: Path, name: str, metrics: Mapping[str, float]) -> None:
+    """Set image `name`'s row of the run's metrics.csv (rewritten atomically under a lock, rows
+    sorted by name)."""
+    with _locked(path):
+        _update_metrics_csv(path, name, metrics)
+
+
+def _update_metrics_csv(path: Path, name: str, metrics: Mapping[str, float]) -> None:
+    from ..metrics import METRIC_KEYS
+
+    rows = read_metrics_csv(path)
+    rows[name] = {"image": name, **{k: f"{float(v):.6g}" for k, v in metrics.items()}}
+    keys = [k for k in (*METRIC_KEYS, "time_s") if any(k in r for r in rows.values())]
+    keys += sorted({k for r in rows.values() for k in r} - {"image", *keys})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, ["image", *keys], lineterminator="\n", restval="")
+    writer.writeheader()
+    for key in sorted(rows):
+        writer.writerow({k: rows[key].get(k, "") for k in ["image", *keys]})
+    atomic_write_text(path, out.getvalue())

@@ -21,11 +21,18 @@ the run's output folder, `folders.check_output_folder`). A job whose folder cann
 fails alone with one line; the others are done.
 
 Extension points for later stages: `stages` refine a finished batch's result before it is
-recorded (e.g. further optimisation), `metrics` add measurements to every record.
+recorded (e.g. further optimisation), `metrics` add measurements to every record (the pipeline
+adds the reconstruction metrics of `embed.evaluation`); each finished image's metrics also go to
+the run's `metrics.csv` (one row per image).
+
+Masks (Image2StyleGAN++ local embedding): a job's `mask_source` (or the run's `options.mask`) is
+transformed like its image and written beside target.png as mask.png; the loss of every step and
+the metrics see only its white pixels (`embed.masks`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -41,7 +48,7 @@ from PIL import Image
 
 from ..align import AlignDependencyError
 from ..devices import is_out_of_memory
-from ..errors import I2SError, LatentError
+from ..errors import I2SError, ImageError, LatentError
 from ..fileio import atomic_path, sha256_file
 from ..image import pil_to_tensor, save_image
 from ..latents import load_latent
@@ -53,6 +60,7 @@ from .records import (
     Layout,
     OutputPaths,
     latent_metadata,
+    update_metrics_csv,
     write_record,
 )
 from .targets import prepare_target
@@ -87,10 +95,18 @@ class EmbedJob:
     align: bool | None = None  # FFHQ-align this image; None = the run's option
     root: Path | None = None  # the run's output folder, which every file must stay inside
     frame: Image.Image | None = None  # an already prepared frame of the source (skips decoding)
+    mask_source: Path | Image.Image | None = None  # its mask (white = embed, the source's
+    # size): a file or an L image; None = the run's mask
+    mask_frame: Image.Image | None = None  # a mask already in frame coordinates (with `frame`)
+    fingerprint: str = ""  # what else its result depends on (e.g. a second target's sha256)
+    mask_in_loss: bool = True  # False: the mask only selects what the metrics measure (the
+    # loss is a custom one that masks itself, embed.applications)
     # --- filled in by the runner -----------------------------------------------------------
     target: torch.Tensor | None = None  # [1, 3, H, W] in [-1, 1]
     aligned: bool = False  # whether the target was FFHQ-aligned
     image_sha256: str = ""
+    mask: torch.Tensor | None = None  # [1, 1, H, W] in [0, 1], the mask in the frame
+    mask_sha256: str = ""  # of the frame mask's bytes (resume safety)
     state: EmbedState | None = None  # resume point
     clock: list[tuple[int, float]] = field(default_factory=list)  # (step, elapsed s) samples
     notes: list[str] = field(default_factory=list)  # warnings while preparing (e.g. two faces)
@@ -166,9 +182,14 @@ class Stage(Protocol):
 
 
 class Metric(Protocol):
-    """Measurements of one finished image (`result` has batch 1), recorded under "metrics"."""
+    """Measurements of one finished image (`result` has batch 1), recorded under "metrics".
 
-    def __call__(self, result: EmbedResult, target: torch.Tensor) -> Mapping[str, float]: ...
+    `target` [1, 3, H, W] is the frame the loss saw, `mask` [1, 1, H, W] its mask (None: all
+    pixels were embedded)."""
+
+    def __call__(
+        self, result: EmbedResult, target: torch.Tensor, mask: torch.Tensor | None
+    ) -> Mapping[str, float]: ...
 
 
 def plan_jobs(sources: Sequence[Path], out: Path, layout: Layout = "folder") -> list[EmbedJob]:
@@ -283,9 +304,10 @@ def iter_embed_files(
                 yield JobOutcome.of(job, "stopped")
             return
         targets = torch.cat([_target(job) for job in batch])
+        masks = _masks(batch, targets)
         try:
             result, stopped = yield from _run_batch(
-                batch, targets, embedder, options, init, base, b, len(batches), stop
+                batch, targets, embedder, options, init, base, b, len(batches), stop, masks
             )
             for stage in stages:
                 result = stage(embedder, targets, result)
@@ -303,7 +325,7 @@ def iter_embed_files(
         yield BatchDone(batch, result, b, len(batches), stopped)
         for i, job in enumerate(batch):
             yield _write(job, select(result, i), targets[i : i + 1], embedder, options, record,
-                         stopped, metrics)  # fmt: skip
+                         stopped, metrics, len(batch))  # fmt: skip
         if stopped:
             for job in (j for later in batches[b:] for j in later):
                 yield JobOutcome.of(job, "stopped")
@@ -340,6 +362,15 @@ def _finished(job: EmbedJob) -> JobOutcome | None:
     return JobOutcome.of(job, "skipped", latent=str(latent))
 
 
+def _masks(batch: Sequence[EmbedJob], targets: torch.Tensor) -> torch.Tensor | None:
+    """[N, 1, H, W] masks of a batch (ones for unmasked jobs), or None when none has one."""
+    masks = [job.mask if job.mask_in_loss else None for job in batch]
+    if all(m is None for m in masks):
+        return None
+    ones = torch.ones_like(targets[:1, :1])
+    return torch.cat([ones if m is None else m for m in masks])
+
+
 def _target(job: EmbedJob) -> torch.Tensor:
     if job.target is None:
         raise RuntimeError(f"{job.source}: not prepared")
@@ -349,6 +380,8 @@ def _target(job: EmbedJob) -> torch.Tensor:
 def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
     """Decode (+ align) + fit to the generator frame; write target.png (what the loss sees)."""
     align = bool(options.align) if job.align is None else job.align
+    mask_source = job.mask_source if job.mask_source is not None else options.mask
+    frame_mask = None
     if job.frame is not None:
         frame = job.frame.convert("RGB")
         if frame.size != (resolution, resolution):
@@ -357,6 +390,10 @@ def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
                 f"draws {resolution}x{resolution}"
             )
         job.aligned = align
+        if job.mask_frame is not None:
+            frame_mask = job.mask_frame.convert("L")
+            if frame_mask.size != frame.size:
+                raise I2SError(f"{job.source}: its mask frame is not {resolution}x{resolution}")
     else:
         with warnings.catch_warnings(record=True) as caught:  # alignment's (two faces, ...)
             warnings.simplefilter("always")
@@ -367,12 +404,27 @@ def _prepare(job: EmbedJob, resolution: int, options: RunOptions) -> None:
                 fit=options.fit,
                 content_size=options.content_size,
                 name=str(job.source),
+                mask=mask_source,
             )
         job.notes += [f"{job.source.name}: {w.message}" for w in caught]
-        frame, job.aligned = target.frame, target.aligned
+        frame, job.aligned, frame_mask = target.frame, target.aligned, target.mask
     job.target = pil_to_tensor(frame)
     job.image_sha256 = sha256_file(job.source)
     check_output_folder(job.out_dir, job.root, hidden=[job.paths.frames])  # nothing written yet
+    if frame_mask is not None:
+        from .masks import mask_to_tensor
+
+        job.mask = mask_to_tensor(frame_mask)
+        if float(job.mask.max()) == 0:
+            what = mask_source if isinstance(mask_source, Path) else f"{job.source}'s mask"
+            raise ImageError(
+                f"{what}: no pixel of the mask is left in the generator's frame (after "
+                "alignment and fit); nothing to embed"
+            )
+        job.mask_sha256 = hashlib.sha256(frame_mask.tobytes()).hexdigest()
+        save_image(frame_mask, job.paths.mask)
+    else:
+        job.paths.mask.unlink(missing_ok=True)  # from an earlier masked run of this output
     save_image(frame, job.paths.target)
 
 
@@ -392,8 +444,11 @@ def _fingerprint(
 
 
 def _job_fingerprint(base: str, job: EmbedJob) -> str:
-    """The run's fingerprint plus what differs per image: whether its target was aligned."""
-    return f"{base}|aligned={job.aligned}"
+    """The run's fingerprint plus what differs per image: whether its target was aligned, and
+    its mask."""
+    mask = f"|mask={job.mask_sha256}" if job.mask_sha256 else ""
+    extra = f"|{job.fingerprint}" if job.fingerprint else ""
+    return f"{base}|aligned={job.aligned}{mask}{extra}"
 
 
 def _load_checkpoint(job: EmbedJob, fingerprint: str, overwrite: bool) -> None:
@@ -444,11 +499,12 @@ def _run_batch(
     batch: int,
     batches: int,
     stop: Callable[[], bool] | None,
+    masks: torch.Tensor | None = None,  # [N, 1, H, W] or None
 ) -> Generator[BatchProgress, None, tuple[EmbedResult, bool]]:
     """Optimise one batch, yielding its progress; returns (result, stopped early)."""
     first = jobs[0].state
     state = EmbedState.merge([job.state for job in jobs if job.state]) if first else None
-    steps = embedder.config.steps
+    steps = embedder.config.total_steps  # W+ steps and noise-stage steps: one loop
     start = state.step if state is not None else 0
     # Reports (the only host syncs) land on every checkpoint and video frame; short runs report
     # more often so progress moves (~100 updates per run at most).
@@ -472,7 +528,7 @@ def _run_batch(
             except OSError as e:
                 warn_once(job, "resume checkpoint", e)
 
-    iterator = embedder.iterate(targets, init=init, state=state, report_every=every)
+    iterator = embedder.iterate(targets, init=init, state=state, report_every=every, masks=masks)
     try:
         for report in iterator:
             last = report
@@ -498,7 +554,7 @@ def _run_batch(
         iterator.close()
     if last is None:
         raise RuntimeError("the optimisation produced no report")
-    return embedder.finish(targets, last.state()), stopped
+    return embedder.finish(targets, last.state(), masks=masks), stopped
 
 
 def _report_interval(*intervals: int) -> int:
@@ -537,6 +593,7 @@ def _write(
     record: Mapping[str, Any],
     stopped: bool,
     metrics: Sequence[Metric],
+    batch_images: int = 1,
 ) -> JobOutcome:
     if not bool(torch.isfinite(result.ws).all()):
         error = (
@@ -547,7 +604,9 @@ def _write(
         return JobOutcome.of(job, "failed", error=error)
     measured: dict[str, float] = {}
     for metric in metrics:
-        measured.update(metric(result, target))
+        measured.update(metric(result, target, job.mask))
+    if measured:  # the batch's time shared by its images
+        measured["time_s"] = round(float(result.elapsed) / max(batch_images, 1), 3)
     cfg = embedder.config
     meta = latent_metadata(
         record,
@@ -561,6 +620,7 @@ def _write(
         init_file=str(options.init_file) if options.init_file is not None else None,
         stopped_early=stopped,
         metrics=measured,
+        masked=job.mask is not None,
     )
     try:
         latent = write_record(job.paths, result, meta, job.clock, video=options.video)
@@ -569,6 +629,8 @@ def _write(
         error = text if str(job.out_dir) in text else f"{job.out_dir}: {text}"
         logger.error("%s", error)
         return JobOutcome.of(job, "failed", error=error)
+    if measured:
+        update_metrics_csv(job.paths.run_metrics, job.name, measured)
     return JobOutcome.of(
         job,
         "done",

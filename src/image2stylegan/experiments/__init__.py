@@ -108,6 +108,13 @@ EXPERIMENTS: dict[str, ExperimentSpec] = {
             "pairwise L2 distances of the embedded codes, heat map grouped by category",
         ),
         ExperimentSpec(
+            "noise-space",
+            "noise_space",
+            "Image2StyleGAN++ Sec. 4.2, 7.1, Fig. 4",
+            "W+ only vs W+ then the noise maps (sequential), jointly, and noise only: PSNR, "
+            "SSIM, LPIPS, and what the W+ code alone draws",
+        ),
+        ExperimentSpec(
             "random-walk",
             "random_walk",
             "supplementary videos",

@@ -4,6 +4,8 @@ Tabs:
 - **Embed**: Algorithm 1 on uploaded images, with live previews and a Stop button (embedding.py);
 - **Edit**: morph, style transfer, expression transfer and the random walk on latent files from
   this session's library (embedded, generated or uploaded) (editing.py);
+- **Local edits**: the Image2StyleGAN++ applications (inpaint, crossover, local style,
+  scribbles) on a photo the user paints the region on (local_edits.py);
 - **Generate**: images (and their latents) from seeds with truncation.
 
 One generator load per (source, device), cached for the server's life (workspace.py). Long work
@@ -30,6 +32,7 @@ from .embedding import (
     EmbedTab,
     preset_fields,
 )
+from .local_edits import OPERATIONS, LocalEditTab
 from .workspace import Workspace
 
 __all__ = ["App", "build_app", "launch"]
@@ -78,6 +81,7 @@ def build_app(
     ws = Workspace(device=device, workdir=workdir, default_generator=generator)
     embed = EmbedTab(ws)
     edit = EditTab(ws)
+    local = LocalEditTab(ws)
     default_gen = generator or DEFAULT_GENERATOR
     paper = preset_fields("paper")
 
@@ -271,6 +275,48 @@ def build_app(
                 walk_strip = gr.Image(label="Frames", type="pil", format="png", interactive=False)
                 walk_files = gr.File(label="Files", file_count="multiple", interactive=False)
 
+        # --- Local edits (Image2StyleGAN++) ----------------------------------------------------
+        with gr.Tab("Local edits"), gr.Row():
+            with gr.Column(scale=2):
+                le_editor = gr.ImageEditor(
+                    label="Photo: upload it, then paint the region with the brush",
+                    type="pil",
+                    brush=gr.Brush(default_size=24, colors=["#ffffff", "#ff0000", "#000000"]),
+                    eraser=gr.Eraser(),
+                )
+                le_op = gr.Radio(
+                    [(label, key) for key, label in OPERATIONS.items()],
+                    value="inpaint",
+                    label="Operation (Image2StyleGAN++ Sec. 7)",
+                )
+                le_second = gr.Image(
+                    label="Second image (crossover: the rest; local style: the style)",
+                    type="filepath",
+                )
+                le_gen = gr.Dropdown(
+                    _generator_choices(default_gen), value=default_gen,
+                    allow_custom_value=True, label="Generator",
+                )  # fmt: skip
+                with gr.Row():
+                    le_steps = gr.Number(1000, label="W+ steps", precision=0, minimum=0)
+                    le_noise = gr.Number(
+                        3000, label="Noise steps (paper: 3000)", precision=0, minimum=0
+                    )
+                with gr.Row():
+                    le_vgg = gr.Dropdown(
+                        VGG_CHOICES, value="vgg16-caffe", allow_custom_value=True,
+                        label="VGG-16",
+                    )  # fmt: skip
+                    le_align = gr.Checkbox(
+                        value=embed.default_align(default_gen), label="FFHQ face alignment"
+                    )
+                le_run = gr.Button("Run", variant="primary")
+            with gr.Column(scale=3):
+                le_result = gr.Image(label="Result", type="pil", format="png", interactive=False)
+                le_status = gr.Markdown("Paint on the photo, choose an operation, press **Run**.")
+                le_pictures = gr.Gallery(label="Pictures", columns=2, format="png")
+                le_files = gr.File(label="Files", file_count="multiple", interactive=False)
+
         # --- Generate -------------------------------------------------------------------------
         with gr.Tab("Generate"):
             with gr.Row():
@@ -379,6 +425,18 @@ def build_app(
                 concurrency_id="render",
             )
         )
+
+        refresh_after(
+            le_run.click(
+                local.run,
+                [le_editor, le_op, le_second, le_gen, le_steps, le_noise, le_vgg, le_align,
+                 library],
+                [le_result, le_pictures, le_status, le_files, library],
+                api_name="local_edit",
+                concurrency_limit=1,
+                concurrency_id="embed",  # one embedding at a time, with the Embed tab's
+            )
+        )  # fmt: skip
 
     app.queue()
     app.workspace = ws

@@ -3,7 +3,8 @@
 Every callback takes latents by their labels in the session's latent library (embedded in this
 session, generated, or uploaded; a request cannot name any other file), loads them with
 `load_latent`, does the latent arithmetic with the library's functions (`morph_path`,
-`style_transfer`, `expression_transfer`, `random_walk`), renders with `noise_mode="const"` as the
+`style_transfer`, `expression_transfer`, `random_walk`), renders with `noise_mode="const"` (or
+a latent's own noise maps, as `edit/noise.py` says for each edit) as the
 CLI does, and writes its files into a fresh `<workdir>/<kind>-NNNN/` folder with the helpers the
 editing commands use (`edit.sequence`, `edit.seeds`). The generator is the one the latents
 record in their metadata (`edit.sources.common_generator`) unless the tab's Generator field
@@ -28,6 +29,7 @@ from ..edit.expression import (
     expression_transfer,
 )
 from ..edit.morph import morph_path
+from ..edit.noise import morph_noise, noise_of
 from ..edit.render import frame_to_pil, image_strip, render_frames, render_images
 from ..edit.sequence import write_sequence
 from ..edit.sources import common_generator
@@ -145,7 +147,14 @@ class EditTab:
     # --- sequences -----------------------------------------------------------------------------
 
     def _write_video(
-        self, G: Generator, ws: torch.Tensor, run_dir: Path, stem: str, fps: float, gif: bool
+        self,
+        G: Generator,
+        ws: torch.Tensor,
+        run_dir: Path,
+        stem: str,
+        fps: float,
+        gif: bool,
+        noise: list[torch.Tensor] | None = None,  # [K or 1, 1, h, w] per input (edit/noise.py)
     ) -> tuple[str, Any, list[str]]:
         """Render ws [K, num_ws, w_dim] once into an MP4 (and a GIF): (mp4, strip, files)."""
         if ws.shape[0] > MAX_FRAMES:
@@ -153,7 +162,7 @@ class EditTab:
         outputs = [run_dir / f"{stem}.mp4"] + ([run_dir / f"{stem}.gif"] if gif else [])
         done = write_sequence(
             G, ws, outputs, fps=fps, batch_size=RENDER_BATCH,
-            strip=run_dir / f"{stem}_strip.png", strip_frames=STRIP_FRAMES,
+            strip=run_dir / f"{stem}_strip.png", strip_frames=STRIP_FRAMES, noise=noise,
         )  # fmt: skip
         files = [str(p) for p in done.paths] + [str(done.strip)]
         return files[0], done.strip_image, files
@@ -180,7 +189,8 @@ class EditTab:
             raise UserError("frames per segment must be at least 2 (both ends)")
         codes = torch.cat([lat.w for lat in lats]).float()  # [M, num_ws, w_dim]
         ws = morph_path(codes, frames, loop=bool(ping_pong))  # [K, num_ws, w_dim]
-        return self._write_video(G, ws, self.ws.new_run_dir("morph"), "morph", fps, gif)
+        noise = morph_noise(G, lats, frames, loop=bool(ping_pong))  # interpolated with w
+        return self._write_video(G, ws, self.ws.new_run_dir("morph"), "morph", fps, gif, noise)
 
     @user_errors
     def walk(
@@ -207,7 +217,8 @@ class EditTab:
             per_layer=bool(per_layer),
             generator=torch.Generator().manual_seed(int(seed)),
         )  # [K, num_ws, w_dim]
-        return self._write_video(G, ws, self.ws.new_run_dir("walk"), "walk", fps, gif)
+        run_dir = self.ws.new_run_dir("walk")
+        return self._write_video(G, ws, run_dir, "walk", fps, gif, noise_of(G, lat))
 
     # --- single images -------------------------------------------------------------------------
 
@@ -231,8 +242,11 @@ class EditTab:
                 f"'from layer' {from_layer} is outside this generator's layers 0..{G.num_ws}"
             )
         w = style_transfer(lat_c.w.float(), lat_s.w.float(), from_layer)  # [1, num_ws, w_dim]
-        sources = render_images(G, torch.cat([lat_c.w, lat_s.w]).float(), RENDER_BATCH)
-        (result,) = render_images(G, w, RENDER_BATCH)
+        sources = [
+            render_images(G, lat.w.float(), RENDER_BATCH, noise=noise_of(G, lat))[0]
+            for lat in (lat_c, lat_s)
+        ]
+        (result,) = render_images(G, w, RENDER_BATCH, noise=noise_of(G, lat_c))  # content's
         run_dir = self.ws.new_run_dir("style")
         strip = image_strip([*sources, result])
         files = [
@@ -267,7 +281,7 @@ class EditTab:
         w_t, w_n, w_e = (lat.w.float() for lat in lats)
         direction = expression_direction(w_n, w_e, float(threshold), channel, normalize)
         ws = expression_transfer(w_t, w_n, w_e, lams, float(threshold), channel, normalize)
-        images = render_images(G, ws, RENDER_BATCH)
+        images = render_images(G, ws, RENDER_BATCH, noise=noise_of(G, lats[0]))  # target's
         strip = image_strip(images)
         run_dir = self.ws.new_run_dir("expression")
         files = [str(save_image(strip, run_dir / "expression_strip.png"))]
