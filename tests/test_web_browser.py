@@ -162,7 +162,12 @@ def test_embed_stop_download_and_morph_in_chromium(server, shared_images, tmp_pa
             page.get_by_role("button", name="Stop", exact=True).click()
             page.get_by_text("Stopped at step").wait_for()
             files = _block(page, "Latent files (.npz)").locator("a")
-            files.nth(1).wait_for()
+            try:
+                files.nth(1).wait_for()
+            except sync_api.Error:  # say what the page reported instead of the two files
+                report = page.locator(".prose", has_text="Stopped at step").last.inner_text()
+                offered = files.count()
+                raise AssertionError(f"{offered} latent file(s) offered; page: {report}") from None
             _shot(page, tmp_path, "embed")
             with page.expect_download() as download:
                 files.first.click()
