@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import short_repr
-from .base import Generator
+from .base import Generator, frozen
 from .limits import DIM, LAYERS, RESOLUTION, Bound, check_fields, check_filter_taps
 
 __all__ = [
@@ -268,30 +268,6 @@ def modulated_conv2d(
 
 FAST_PATH_DEVICES = frozenset({"cpu"})  # measured (benchmarks/generator_speed.py); GPUs: not yet
 _HOMOGENEOUS = ("linear", "relu", "lrelu")  # act(z) * g == act(z * g) for g > 0
-
-
-def frozen(
-    module: nn.Module, name: str, make: Callable[[], torch.Tensor], *deps: torch.Tensor
-) -> torch.Tensor:
-    """`make()`, cached on `module` under `name` while every tensor in `deps` (the ones `make`
-    reads) is the same, unmodified and needs no gradient: the weights of an embedding are
-    frozen, so what is derived from them alone is computed once, not at every step.
-
-    The key is each tensor's storage address, shape, strides, device, dtype and version counter
-    (shared by a tensor and its views, bumped by every in-place write); the cache keeps the
-    tensors alive, so no new tensor can take over a cached address. Nothing is cached under
-    inference mode (an inference tensor cannot be saved for a later backward)."""
-    if torch.is_inference_mode_enabled() or any(t.requires_grad for t in deps):
-        return make()
-    key = [(t.data_ptr(), t.shape, t.stride(), t.device, t.dtype, t._version) for t in deps]
-    cache: dict[str, tuple[list[Any], tuple[torch.Tensor, ...], torch.Tensor]]
-    cache = module.__dict__.setdefault("_frozen", {})
-    hit = cache.get(name)
-    if hit is not None and hit[0] == key:
-        return hit[2]
-    value = make()
-    cache[name] = (key, deps, value)
-    return value
 
 
 class FastKernels:
