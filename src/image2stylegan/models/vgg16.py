@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import frozen
+
 __all__ = [
     "CONV_SHAPES",
     "DEFAULT_LAYERS",
@@ -215,11 +217,23 @@ class VGG16Features(nn.Module):
             wanted.setdefault(canonical_layer_name(requested), []).append(requested)
         out: dict[str, torch.Tensor] = {}
         remaining = len(wanted)
+        # Channels-last on the CPU: oneDNN's convolutions are faster in that layout (the Eq. 1
+        # loss at 256 px, forward + backward: 5-17% at batch 4, even at batch 1-2; README "Speed").
+        layout = torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
+        x = x.contiguous(memory_format=layout)
         for name in LAYER_NAMES:
             if remaining == 0:
                 break
             conv: nn.Conv2d = getattr(self, name)
-            x = F.relu(conv(x), inplace=True)  # [N, C_j, H_j, W_j]; conv's output is not reused
+            weight = conv.weight
+            if layout != torch.contiguous_format:  # the weight in that layout, made once
+
+                def relaid(w: torch.Tensor = weight) -> torch.Tensor:
+                    return w.contiguous(memory_format=torch.channels_last)
+
+                weight = frozen(self, name, relaid, weight)
+            # [N, C_j, H_j, W_j]; the conv's output is not reused, so the ReLU runs in place
+            x = F.relu(F.conv2d(x, weight, conv.bias, padding=1), inplace=True)
             if name in wanted:
                 for requested in wanted[name]:
                     out[requested] = x
