@@ -134,3 +134,14 @@ def test_embed_and_edit_stylegan3(tiny_file, tmp_path, capsys):
                             tmp_path / "s.png", "-q"], capsys)  # fmt: skip
     assert code == 0, err
     assert Image.open(tmp_path / "s.png").size == (16, 16)
+
+
+@pytest.mark.parametrize("name", ["noise", "noise-space"])
+def test_noise_experiments_refuse_stylegan3(name, tiny_file, shared_images, tmp_path, capsys):
+    """The experiments that vary the noise inputs end in one line on a network without any."""
+    code, _, err = run_cli(["experiment", name, shared_images / "cat_01.jpg", "-g", tiny_file,
+                            "--vgg", "random", "--steps", "2", "--out", tmp_path / "x", "-q"],
+                           capsys)  # fmt: skip
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no noise inputs" in lines[0], err
