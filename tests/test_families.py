@@ -102,7 +102,8 @@ def test_flat_kwargs_file_loads_with_that_repos_defaults(tmp_path: Path) -> None
     path = write_ada_pickle_file(tmp_path / "sg3.pkl", ada_tensors_from_generator(G), kwargs)
     H = i2s.load_generator(path)
     assert (H.config.num_fp16_res, H.config.conv_clamp) == (4, 256.0)
-    assert H.fused_modconv is False  # fused_modconv_default=False: never fused
+    assert H.official_fused_modconv is False  # fused_modconv_default=False: never fused
+    assert H.fused_modconv is None  # ... recorded for replays; the fastest path by default
     ws = G.mapping(torch.randn(2, 16))
     assert torch.allclose(H.synthesis(ws), G.synthesis(ws), atol=1e-5)  # clamp 256 never bites
 

@@ -130,6 +130,96 @@ def test_unfused_modulated_conv_matches_fused() -> None:
         G.fused_modconv = None
 
 
+def _image_and_grad(G: StyleGAN2Generator, ws: torch.Tensor, **kwargs):
+    R = torch.randn(ws.shape[0], G.img_channels, G.img_resolution, G.img_resolution,
+                    generator=torch.Generator().manual_seed(9))  # fmt: skip
+    ws = ws.clone().requires_grad_(True)
+    img = G.synthesis(ws, **kwargs)
+    (img * R).sum().backward()
+    assert ws.grad is not None
+    return img.detach(), ws.grad
+
+
+@pytest.mark.parametrize(
+    ("architecture", "overrides"),
+    [
+        ("skip", {}),
+        ("skip", {"conv_clamp": 0.5}),  # the clamp bites: a third of the pixels sit at +-0.5
+        ("resnet", {"conv_clamp": 0.5}),
+        ("orig", {"use_noise": False}),
+        ("skip", {"activation": "tanh"}),  # not positively homogeneous: the generic epilogue
+        ("skip", {"resample_filter": (1, 2, 1)}),  # odd filter: the reference FIR fallbacks
+    ],
+)
+@pytest.mark.parametrize("noise_mode", ["const", "random"])
+def test_fast_path_matches_the_official_replay(architecture, overrides, noise_mode) -> None:
+    """The default path (fused_modconv=None: the CPU fast path) vs the two replays of the official
+    arithmetic, in images and the W+ gradient: within 1e-5 of the range (measured <= 2e-6)."""
+    G = tiny_stylegan2(32, architecture=architecture, **overrides)
+    ws = G.mapping(torch.randn(3, 16, generator=torch.Generator().manual_seed(4)))
+    out = {}
+    for mode in (None, True, False):
+        G.fused_modconv = mode
+        out[mode] = _image_and_grad(
+            G, ws, noise_mode=noise_mode, generator=torch.Generator().manual_seed(1)
+        )
+    img, grad = out[True]
+    assert img.is_contiguous() and out[None][0].is_contiguous()
+    for mode in (None, False):
+        assert (out[mode][0] - img).abs().max() <= 1e-5 * (img.max() - img.min())
+        assert (out[mode][1] - grad).abs().max() <= 1e-5 * grad.abs().max()
+    assert not torch.equal(out[None][0], img)  # another path, not the replay under a new name
+    if "conv_clamp" in overrides:
+        layer = G.synthesis_network.b32.conv1
+        x = torch.randn(2, layer.weight.shape[1], 32, 32)
+        y = layer(x, ws[:2, 0], None, G.synthesis_network.resample_filter, fused=True)
+        assert (y.abs() == 0.5).float().mean() > 0.05
+
+
+def test_fast_path_recomputes_what_it_caches() -> None:
+    """The fast path computes what depends on the frozen weights once; a change to a weight (in
+    place or by loading a state dict), fresh random noise, or weights that need gradients are
+    all seen at the next call, and inference mode caches nothing."""
+    G = tiny_stylegan2(16)
+    ws = G.mapping(torch.randn(2, 16, generator=torch.Generator().manual_seed(2)))
+
+    def replay() -> torch.Tensor:
+        G.fused_modconv = True
+        try:
+            return G.synthesis(ws)
+        finally:
+            G.fused_modconv = None
+
+    first = G.synthesis(ws)
+    assert torch.allclose(first, replay(), atol=1e-5)
+    with torch.no_grad():
+        G.synthesis_network.b16.conv1.weight.mul_(1.5)
+        G.synthesis_network.b8.conv0.bias.add_(0.3)
+        G.synthesis_network.b16.torgb.affine.weight.mul_(0.5)
+        G.synthesis_network.b8.conv1.noise_const.add_(1.0)
+    changed = G.synthesis(ws)
+    assert not torch.allclose(changed, first, atol=1e-3)
+    assert torch.allclose(changed, replay(), atol=1e-5)
+    G.load_state_dict(tiny_stylegan2(16, seed=3).state_dict())
+    assert torch.allclose(G.synthesis(ws), replay(), atol=1e-5)
+    # random noise: a new draw each call, never a cached one
+    a, b = (G.synthesis(ws, noise_mode="random", generator=torch.Generator().manual_seed(k))
+            for k in (5, 6))  # fmt: skip
+    assert not torch.allclose(a, b, atol=1e-3)
+    # inference mode first, then a step with gradients: nothing stale, no inference tensors
+    G2 = tiny_stylegan2(16)
+    with torch.inference_mode():
+        G2.synthesis(ws.clone())
+    ws_var = ws.clone().requires_grad_(True)
+    G2.synthesis(ws_var).sum().backward()
+    assert ws_var.grad is not None and ws_var.grad.abs().max() > 0
+    # weights that need gradients (fine-tuning): they get them through the fast path
+    G2.requires_grad_(True)
+    G2.synthesis(ws).square().mean().backward()
+    assert G2.synthesis_network.b16.conv1.weight.grad is not None
+    assert G2.synthesis_network.b16.conv1.weight.grad.abs().max() > 0
+
+
 def test_fp16_option() -> None:
     """G.fp16 runs the top num_fp16_res blocks in float16 (official path; a no-op without them).
     Equality with the official float16 numbers: test_stylegan2_reference.py."""

@@ -7,9 +7,11 @@ official file from those tensors with our own stub classes (tests/fixtures/style
 load it with `image2stylegan.load_generator(path)` and compare, all in float32:
 mapping (psi 1), truncation (psi 0.7 cutoff 8, psi 0.5, psi 0.7 cutoff 3), synthesis of a W+ code
 with noise_mode 'const' and 'none', and the gradient of sum(img * R) with respect to ws (R a
-fixed random tensor scaled by 0.05) — max abs difference <= 1e-4 (measured: 0 against
-stylegan2-ada-pytorch, whose arithmetic we replay op for op; <= 1.5e-5 against TF and
-rosinality, i.e. float32 rounding of other convolution kernels).
+fixed random tensor scaled by 0.05) — max abs difference <= 1e-4, both on the default path
+(`fused_modconv=None`, the fast path on the CPU) and replaying the official fused arithmetic
+(`fused_modconv=True`; measured: 0 against stylegan2-ada-pytorch run on the same CPU, whose
+arithmetic it replays op for op; <= 1.5e-5 against TF and rosinality, i.e. float32 rounding of
+other convolution kernels).
 
 How the numbers were made (throwaway virtualenvs outside the repository; CPU, Python 3.11):
 
@@ -111,12 +113,18 @@ def test_equals_official(name: str, src: str, tmp_path_factory: pytest.TempPathF
         ws_t = G.mapping(z, float(psi), None if cutoff == "None" else int(cutoff), c=c)
         errors[key] = _max_err(ws_t, ref[key])
 
-    with torch.no_grad():
-        errors["img_const"] = _max_err(G.synthesis(ws, noise_mode="const"), ref[f"{src}/img_const"])
-        errors["img_none"] = _max_err(G.synthesis(ws, noise_mode="none"), ref[f"{src}/img_none"])
-    ws_var = ws.clone().requires_grad_(True)
-    (G.synthesis(ws_var, noise_mode="const") * R).sum().backward()
-    errors["grad_ws"] = _max_err(ws_var.grad, ref[f"{src}/grad_ws"])
+    # None: the default (fast on the CPU) path; True: the replay of the official fused arithmetic
+    for mode in (None, True):
+        G.fused_modconv = mode
+        with torch.no_grad():
+            img_const = G.synthesis(ws, noise_mode="const")
+            errors[f"img_const/{mode}"] = _max_err(img_const, ref[f"{src}/img_const"])
+            img_none = G.synthesis(ws, noise_mode="none")
+            errors[f"img_none/{mode}"] = _max_err(img_none, ref[f"{src}/img_none"])
+        ws_var = ws.clone().requires_grad_(True)
+        (G.synthesis(ws_var, noise_mode="const") * R).sum().backward()
+        errors[f"grad_ws/{mode}"] = _max_err(ws_var.grad, ref[f"{src}/grad_ws"])
+    G.fused_modconv = None
 
     bad = {k: v for k, v in errors.items() if not v <= TOL}
     assert not bad, f"{name} vs {src}: {errors}"

@@ -278,7 +278,8 @@ def generator_from_persistent(
     if family is NetworkFamily.STYLEGAN2_SG3:
         # networks_stylegan2.py: fused_modconv = fused_modconv_default ('inference_only' = fused
         # outside training), whatever the dtype; ADA's rule (None) also looks at the dtype.
-        G.fused_modconv = fused_default is not False
+        # Recorded for replays; G.fused_modconv stays None (the fastest path for the device).
+        G.official_fused_modconv = fused_default is not False
     return G
 
 

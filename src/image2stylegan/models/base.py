@@ -10,13 +10,13 @@ subclass that misses one cannot be instantiated.
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-__all__ = ["Generator", "NoiseMode", "truncate"]
+__all__ = ["Generator", "NoiseMode", "frozen", "truncate"]
 
 NoiseMode = Literal["const", "random", "none"]
 
@@ -38,6 +38,30 @@ def truncate(
     if cutoff is None or cutoff >= ws.shape[1]:
         return truncated
     return torch.cat([truncated[:, :cutoff], ws[:, cutoff:]], dim=1)
+
+
+def frozen(
+    module: nn.Module, name: str, make: Callable[[], torch.Tensor], *deps: torch.Tensor
+) -> torch.Tensor:
+    """`make()`, cached on `module` under `name` while every tensor in `deps` (the ones `make`
+    reads) is the same, unmodified and needs no gradient: the weights of an embedding are
+    frozen, so what is derived from them alone is computed once, not at every step.
+
+    The key is each tensor's storage address, shape, strides, device, dtype and version counter
+    (shared by a tensor and its views, bumped by every in-place write); the cache keeps the
+    tensors alive, so no new tensor can take over a cached address. Nothing is cached under
+    inference mode (an inference tensor cannot be saved for a later backward)."""
+    if torch.is_inference_mode_enabled() or any(t.requires_grad for t in deps):
+        return make()
+    key = [(t.data_ptr(), t.shape, t.stride(), t.device, t.dtype, t._version) for t in deps]
+    cache: dict[str, tuple[list[Any], tuple[torch.Tensor, ...], torch.Tensor]]
+    cache = module.__dict__.setdefault("_frozen", {})
+    hit = cache.get(name)
+    if hit is not None and hit[0] == key:
+        return hit[2]
+    value = make()
+    cache[name] = (key, deps, value)
+    return value
 
 
 class Generator(nn.Module, metaclass=ABCMeta):

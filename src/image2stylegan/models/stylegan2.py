@@ -10,6 +10,13 @@ the official code to float rounding (tests/test_stylegan2_reference.py).
 The Image2StyleGAN paper embeds into StyleGAN1's W+; the same algorithm runs on this generator's
 W+ (`num_ws` = 2 log2(resolution) - 2 codes of size `w_dim`, 18 x 512 at 1024 px).
 
+Two ways to run it (`G.fused_modconv`): True / False replay the official arithmetic op for op
+(the grouped convolution of per-sample weights, as `G_ema` runs at inference, or the modulated
+activations of the official training loop), bit-equal to the official code on the same machine;
+None (the default) takes the fastest path measured for the device: on the CPU the fast path below
+(within float32 rounding of the replay: <= 1e-5 of the output range, tested), elsewhere the
+official choice.
+
 Mixed precision: official configs mark the top `num_fp16_res` blocks for float16. By default
 everything runs in float32 (the exact reference, as the official code does with
 `force_fp32=True`); set `G.fp16 = True` to mirror the official per-block float16 path
@@ -31,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import short_repr
-from .base import Generator
+from .base import Generator, frozen
 from .limits import DIM, LAYERS, RESOLUTION, Bound, check_fields, check_filter_taps
 
 __all__ = [
@@ -244,6 +251,83 @@ def modulated_conv2d(
 
 
 # --------------------------------------------------------------------------------------------
+# The fast path (fused_modconv=None on the devices in FAST_PATH_DEVICES): the same network,
+# re-associated for speed. Exact in real arithmetic, within float32 rounding of the official
+# arithmetic (tests/test_stylegan2.py::test_fast_path_matches_the_official_replay):
+# - modulate the activations, one shared-weight convolution, demodulate after (the official
+#   training path; on the CPU 1.4-1.7x faster than the grouped convolution of per-sample weights);
+# - demodulation coefficients as one matrix product, sum_i s_i^2 sum_k w_oik^2, instead of
+#   building the [N, O, I, k, k] per-sample weights;
+# - demodulation, noise, bias and the activation gain in one addcmul (lrelu(z) g = lrelu(z g) for
+#   g > 0), then the activation in place;
+# - 2x FIR upsampling as one strided transposed depthwise convolution (no zero insertion) and
+#   the FIR after a transposed convolution as one padded depthwise convolution;
+# - ToRGB (1x1, 3 outputs) as a batched matrix product with per-sample weights;
+# - channels-last activations on the CPU, where oneDNN's convolutions are faster in that layout
+#   (a strided transposed convolution 2-5x).
+
+FAST_PATH_DEVICES = frozenset({"cpu"})  # measured (benchmarks/generator_speed.py); GPUs: not yet
+_HOMOGENEOUS = ("linear", "relu", "lrelu")  # act(z) * g == act(z * g) for g > 0
+
+
+class FastKernels:
+    """Per-call cache of the depthwise FIR kernels, one per channel count and use."""
+
+    def __init__(self, f: torch.Tensor, memory_format: torch.memory_format) -> None:
+        self.f = f if f.ndim == 2 else torch.outer(f, f)  # [fh, fw]
+        self.memory_format = memory_format
+        self._cache: dict[tuple[str, int, float], torch.Tensor] = {}
+
+    def depthwise(self, kind: str, channels: int, gain: float) -> torch.Tensor:
+        """[C, 1, fh, fw]: the filter (flipped for a correlation when kind == 'conv')."""
+        key = (kind, channels, gain)
+        k = self._cache.get(key)
+        if k is None:
+            f = self.f.flip([0, 1]) if kind == "conv" else self.f
+            k = (f * gain)[None, None].expand(channels, 1, *f.shape).contiguous()
+            self._cache[key] = k
+        return k
+
+    def upsample2d(self, x: torch.Tensor) -> torch.Tensor:
+        """= upsample2d(x, f): zero insertion, padding and filter as one transposed convolution
+        (out[o] = sum_i x[i] f[o + q - 2i], q = fw - 1 - padding before)."""
+        fh, fw = self.f.shape
+        p0x, p1x, p0y, p1y = (fw + 1) // 2, (fw - 2) // 2, (fh + 1) // 2, (fh - 2) // 2
+        qx, qy = fw - 1 - p0x, fh - 1 - p0y
+        if min(qx, qy) < 0 or p0x - p1x != 1 or p0y - p1y != 1:  # odd filters: the reference
+            return upsample2d(x, self.f)
+        k = self.depthwise("transpose", x.shape[1], 4.0)
+        return F.conv_transpose2d(x, k, stride=2, padding=[qy, qx], groups=x.shape[1])
+
+    def filter2d(
+        self, x: torch.Tensor, padding: tuple[int, int, int, int], gain: float
+    ) -> torch.Tensor:
+        """= upfirdn2d(x, f, padding=padding, gain=gain) for up = down = 1."""
+        px0, px1, py0, py1 = padding
+        if px0 != px1 or py0 != py1 or min(px0, py0) < 0:
+            return upfirdn2d(x, self.f, padding=padding, gain=gain)
+        k = self.depthwise("conv", x.shape[1], gain)
+        return F.conv2d(x, k, padding=[py0, px0], groups=x.shape[1])
+
+
+def fast_upconv2d(
+    x: torch.Tensor,  # [N, I, H, W], already modulated
+    weight_t: torch.Tensor,  # [I, O, k, k]: the weight transposed, in the activations' layout
+    kernels: FastKernels,
+    padding: int,
+) -> torch.Tensor:
+    """= conv2d_resample(x, weight, f, up=2, padding): strided transposed convolution, then the
+    FIR (gain 4) as one depthwise convolution: [N, O, 2H, 2W]."""
+    _, _, kh, kw = weight_t.shape
+    fh, fw = kernels.f.shape
+    px0, px1 = padding + (fw + 1) // 2 - (kw - 1), padding + (fw - 2) // 2 - (kw - 2)
+    py0, py1 = padding + (fh + 1) // 2 - (kh - 1), padding + (fh - 2) // 2 - (kh - 2)
+    pxt, pyt = max(min(-px0, -px1), 0), max(min(-py0, -py1), 0)
+    x = F.conv_transpose2d(x, weight_t, stride=2, padding=[pyt, pxt])
+    return kernels.filter2d(x, (px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt), 4.0)
+
+
+# --------------------------------------------------------------------------------------------
 # Layers.
 
 
@@ -280,6 +364,15 @@ class FullyConnectedLayer(nn.Module):
         if self.activation == "linear":
             return torch.addmm(b.unsqueeze(0), x, w.t())
         return bias_act(x.matmul(w.t()), b, act=self.activation)
+
+    def forward_fast(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """`forward(x) * gain` in float32, the scaled weights computed once while frozen."""
+        weight, bias = self.weight, self.bias
+        w_t = frozen(self, f"w{gain}", lambda: (weight * (self.weight_gain * gain)).t(), weight)
+        b = frozen(self, f"b{gain}", lambda: (bias * (self.bias_gain * gain)).unsqueeze(0), bias)
+        if self.activation == "linear":
+            return torch.addmm(b, x, w_t)
+        return bias_act(x.matmul(w_t), b[0], act=self.activation)
 
 
 def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -386,6 +479,57 @@ class SynthesisLayer(nn.Module):
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias.to(x.dtype), self.activation, gain=act_gain, clamp=act_clamp)
 
+    def forward_fast(
+        self,
+        x: torch.Tensor,  # [N, I, r/up, r/up] float32
+        w: torch.Tensor,  # [N, w_dim]
+        noise: torch.Tensor | None,  # unit noise broadcastable to [N, 1, r, r]; None = none
+        kernels: FastKernels,
+        gain: float = 1.0,
+    ) -> torch.Tensor:  # [N, O, r, r]
+        """`forward` re-associated (the fast path above), float32."""
+        N = x.shape[0]
+        weight, layout = self.weight, kernels.memory_format
+        styles = self.affine.forward_fast(w)  # [N, I]
+        wsq = frozen(self, "wsq", lambda: weight.square().sum(dim=[2, 3]).t(), weight)  # [I, O]
+        dcoefs = styles.square().matmul(wsq).add_(1e-8).rsqrt_()  # [N, O] demodulation
+        x = x * styles.reshape(N, -1, 1, 1)
+        if self.up == 1:
+            w_conv = frozen(self, "conv", lambda: weight.contiguous(memory_format=layout), weight)
+            x = F.conv2d(x, w_conv, padding=self.padding)
+        else:
+
+            def transposed() -> torch.Tensor:  # [I, O, k, k]
+                return weight.transpose(0, 1).contiguous(memory_format=layout)
+
+            x = fast_upconv2d(x, frozen(self, "conv_t", transposed, weight), kernels, self.padding)
+        act_gain = self.act_gain * gain
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        noise = noise if self.use_noise else None
+        if self.activation not in _HOMOGENEOUS:
+            x = x * dcoefs.reshape(N, -1, 1, 1)
+            x = torch.addcmul(x, noise, self.noise_strength) if noise is not None else x
+            return bias_act(x, self.bias, self.activation, gain=act_gain, clamp=act_clamp)
+
+        # act(x d + noise s + b) g = act(x (d g) + (noise (s g) + b g)): one addcmul
+        def offset() -> torch.Tensor:  # [1 or N, O, 1 or r, 1 or r]
+            b = (self.bias * act_gain).reshape(1, -1, 1, 1)
+            if noise is None:
+                return b
+            b = torch.addcmul(b, noise, self.noise_strength * act_gain)
+            return b.contiguous(memory_format=layout)
+
+        deps = (self.bias,) if noise is None else (self.bias, noise, self.noise_strength)
+        b = frozen(self, f"offset{gain}", offset, *deps)
+        x = torch.addcmul(b, x, (dcoefs * act_gain).reshape(N, -1, 1, 1))
+        if act_clamp is not None:  # hardtanh = clamp with a one-kernel backward (0 at exactly +-c)
+            x = F.leaky_relu(x, ACTIVATIONS["lrelu"].alpha) if self.activation == "lrelu" else x
+            x = F.relu(x) if self.activation == "relu" else x
+            return F.hardtanh_(x, -act_clamp, act_clamp)
+        if self.activation == "lrelu":
+            return F.leaky_relu_(x, ACTIVATIONS["lrelu"].alpha)
+        return F.relu_(x) if self.activation == "relu" else x
+
 
 class ToRGBLayer(nn.Module):
     """Modulated 1x1 convolution to image channels (no demodulation) + bias."""
@@ -408,6 +552,21 @@ class ToRGBLayer(nn.Module):
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
+    def forward_fast(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """`forward` as one batched matrix product with per-sample weights (float32)."""
+        N, I, H, W = x.shape
+        styles = self.affine.forward_fast(w, gain=self.weight_gain)  # [N, I]
+        weight = self.weight.reshape(1, -1, I) * styles.unsqueeze(1)  # [N, C, I]
+        if x.is_contiguous():
+            y = torch.baddbmm(self.bias.reshape(1, -1, 1), weight, x.reshape(N, I, H * W))
+            y = y.reshape(N, -1, H, W)  # [N, C, H, W]
+        else:  # channels last: [N, H, W, I] in memory
+            pixels = x.permute(0, 2, 3, 1).reshape(N, H * W, I)
+            y = torch.baddbmm(self.bias.reshape(1, 1, -1), pixels, weight.transpose(1, 2))
+            y = y.reshape(N, H, W, -1).permute(0, 3, 1, 2)  # [N, C, H, W], channels last
+        c = self.conv_clamp
+        return y.clamp(-c, c) if c is not None else y
+
 
 class SkipLayer(nn.Module):
     """Resnet shortcut: 1x1 convolution with 2x FIR upsampling, no bias (equalised lr)."""
@@ -425,6 +584,13 @@ class SkipLayer(nn.Module):
         w = self.weight * self.weight_gain
         x = conv2d_resample(x, w.to(x.dtype), resample_filter, up=2)
         return bias_act(x, None, "linear", gain=gain)
+
+    def forward_fast(self, x: torch.Tensor, kernels: FastKernels, gain: float) -> torch.Tensor:
+        weight, layout = self.weight, kernels.memory_format
+        w = frozen(self, f"w{gain}",
+                   lambda: (weight * (self.weight_gain * gain)).contiguous(memory_format=layout),
+                   weight)  # fmt: skip
+        return kernels.upsample2d(F.conv2d(x, w))
 
 
 class SynthesisBlock(nn.Module):
@@ -507,6 +673,37 @@ class SynthesisBlock(nn.Module):
             img = img.add_(y) if img is not None else y
         return x, img
 
+    def forward_fast(
+        self,
+        x: torch.Tensor | None,  # [N, in_channels, r/2, r/2] float32; None for the first block
+        img: torch.Tensor | None,  # [N, img_channels, r/2, r/2] float32, or None
+        ws: torch.Tensor,  # [N, num_conv + num_torgb, w_dim]
+        noise: Sequence[torch.Tensor | None],  # one per conv layer
+        kernels: FastKernels,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`forward` on the fast path (float32; activations in `kernels.memory_format`)."""
+        w_iter = iter(ws.unbind(dim=1))
+        if self.in_channels == 0:  # the styles' broadcast makes the batch: no repeat needed
+            x = self.const.unsqueeze(0).contiguous(memory_format=kernels.memory_format)
+            x = self.conv1.forward_fast(x.expand(ws.shape[0], -1, -1, -1), next(w_iter),
+                                        noise[0], kernels)  # fmt: skip
+        elif self.architecture == "resnet":
+            assert x is not None
+            y = self.skip.forward_fast(x, kernels, gain=math.sqrt(0.5))
+            x = self.conv0.forward_fast(x, next(w_iter), noise[0], kernels)
+            x = self.conv1.forward_fast(x, next(w_iter), noise[1], kernels, gain=math.sqrt(0.5))
+            x = y.add_(x)
+        else:
+            assert x is not None
+            x = self.conv0.forward_fast(x, next(w_iter), noise[0], kernels)
+            x = self.conv1.forward_fast(x, next(w_iter), noise[1], kernels)
+        if img is not None:
+            img = kernels.upsample2d(img)
+        if self.is_last or self.architecture == "skip":
+            y = self.torgb.forward_fast(x, next(w_iter))
+            img = img.add_(y) if img is not None else y
+        return x, img
+
 
 class SynthesisNetwork(nn.Module):
     """ws [N, num_ws, w_dim] -> image [N, img_channels, R, R], one block per resolution 4..R."""
@@ -546,20 +743,30 @@ class SynthesisNetwork(nn.Module):
         ws: torch.Tensor,  # [N, num_ws, w_dim]
         noise: Sequence[torch.Tensor | None],  # one per conv layer, in layer order
         fp16: bool = False,
-        fused_modconv: bool | None = None,
+        fused_modconv: bool | None = None,  # None: fast path where measured, else `official`
+        official: bool | None = None,  # the official network's choice (None: ADA's rule)
     ) -> torch.Tensor:
         ws = ws.to(torch.float32)
+        kernels = None
+        if fused_modconv is None and ws.device.type in FAST_PATH_DEVICES:
+            layout = torch.channels_last if ws.device.type == "cpu" else torch.contiguous_format
+            assert isinstance(self.resample_filter, torch.Tensor)
+            kernels = FastKernels(self.resample_filter, layout)
         x = img = None
         w_idx = n_idx = 0
         for block in self.blocks():
             # Each block reads its conv ws and, for ToRGB, the next block's first w.
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             block_noise = noise[n_idx : n_idx + block.num_conv]
-            x, img = block(x, img, block_ws, block_noise, self.resample_filter, fp16, fused_modconv)
+            if kernels is not None and not (fp16 and block.use_fp16):
+                x, img = block.forward_fast(x, img, block_ws, block_noise, kernels)
+            else:
+                fused = official if fused_modconv is None else fused_modconv
+                x, img = block(x, img, block_ws, block_noise, self.resample_filter, fp16, fused)
             w_idx += block.num_conv
             n_idx += block.num_conv
         assert img is not None
-        return img
+        return img.contiguous()
 
 
 # --------------------------------------------------------------------------------------------
@@ -684,7 +891,13 @@ class StyleGAN2Generator(Generator):
         )
         self.config = config
         self.fp16 = False  # True: the official float16 path in the top num_fp16_res blocks
-        self.fused_modconv: bool | None = None  # None: the official choice (fused in eval fp32)
+        # None: the fastest path for the device (the fast path on the CPU; elsewhere the official
+        # choice: fused outside training in float32); True / False: replay the official fused /
+        # non-fused arithmetic bit for bit.
+        self.fused_modconv: bool | None = None
+        # What the official network itself does (None: stylegan2-ada-pytorch's rule above; True /
+        # False: a stylegan3-repository network's fused_modconv_default), for replaying it.
+        self.official_fused_modconv: bool | None = None
         self.mapping_network = MappingNetwork(
             z_dim=config.z_dim,
             c_dim=config.c_dim,
@@ -723,7 +936,7 @@ class StyleGAN2Generator(Generator):
             list(noise) if self.config.use_noise else [None] * len(layers)
         )
         return self.synthesis_network(
-            ws, per_layer, fp16=self.fp16, fused_modconv=self.fused_modconv
+            ws, per_layer, self.fp16, self.fused_modconv, self.official_fused_modconv
         )
 
     def noise_buffers(self) -> list[torch.Tensor]:
