@@ -50,8 +50,11 @@ def frozen(
     The key is each tensor's storage address, shape, strides, device, dtype and version counter
     (shared by a tensor and its views, bumped by every in-place write); the cache keeps the
     tensors alive, so no new tensor can take over a cached address. Nothing is cached under
-    inference mode (an inference tensor cannot be saved for a later backward)."""
-    if torch.is_inference_mode_enabled() or any(t.requires_grad for t in deps):
+    inference mode (an inference tensor cannot be saved for a later backward) or while
+    `torch.compile` traces (the graph holds the computation instead)."""
+    if torch.compiler.is_compiling() or torch.is_inference_mode_enabled():
+        return make()  # a compiled graph computes it in place; inference tensors stay out
+    if any(t.requires_grad for t in deps):
         return make()
     key = [(t.data_ptr(), t.shape, t.stride(), t.device, t.dtype, t._version) for t in deps]
     cache: dict[str, tuple[list[Any], tuple[torch.Tensor, ...], torch.Tensor]]
