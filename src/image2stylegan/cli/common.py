@@ -38,6 +38,30 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
+class FiniteFloatPair(click.ParamType):
+    """Two finite floats written `X,Y` (e.g. `--translate 0.1,-0.2`), as a tuple."""
+
+    name = "X,Y"
+
+    def __init__(self, bound: float = 1e6) -> None:
+        self.bound = bound
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        parts = str(value).split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            pair = (float(parts[0]), float(parts[1]))
+        except ValueError:
+            self.fail(f"{value!r} is not two numbers X,Y (e.g. 0.1,-0.2)", param, ctx)
+        if not all(math.isfinite(v) and abs(v) <= self.bound for v in pair):
+            bound = f"{self.bound:g}"
+            self.fail(f"{value!r}: both numbers must be finite and within ±{bound}", param, ctx)
+        return pair
+
+
 class _TerminalHandler(logging.Handler):
     """The library's log records as one line each on stderr: `error: ...`, `warning: ...`, and
     plain progress lines (the stderr of the moment, so captured output works)."""

@@ -326,6 +326,13 @@ def stack_codes(latents: Sequence[LatentFile]) -> torch.Tensor:
 # --- writing ----------------------------------------------------------------------------------
 
 
+def _noise_used(G: Generator, noise: Sequence[torch.Tensor] | None) -> str:
+    """What a rendered sequence used as noise inputs, for the --json summary."""
+    if not G.num_noise_inputs:
+        return "none (StyleGAN3 has no noise inputs)"
+    return "latent noise maps" if noise is not None else "stored constants"
+
+
 def write_sequence(
     G: Generator,
     ws: torch.Tensor,  # [K, num_ws, w_dim]
@@ -363,7 +370,7 @@ def write_sequence(
             "frames": done.frames,
             "frame_indices": done.strip_indices,
             "size": list(done.size),
-            "noise": "latent noise maps" if noise is not None else "stored constants",
+            "noise": _noise_used(G, noise),
         }
     with tqdm(total=num, desc=desc, unit="frame", disable=quiet, file=sys.stderr) as bar:
         done = sequence.write_sequence(
@@ -374,7 +381,7 @@ def write_sequence(
         "out": str(out),
         "frames": num,
         "size": list(done.size),
-        "noise": "latent noise maps" if noise is not None else "stored constants",
+        "noise": _noise_used(G, noise),
     }
     if strip is not None:
         summary["strip"] = str(strip)

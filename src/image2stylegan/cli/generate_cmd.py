@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .common import FiniteFloat
+from .common import FiniteFloat, FiniteFloatPair
 from .edit_common import (
     CONTEXT,
     check_picture,
@@ -57,6 +57,19 @@ if TYPE_CHECKING:
     help="Noise inputs: the stored constants, fresh N(0,1) (seeded per image), or zero.",
 )
 @click.option(
+    "--translate",
+    type=FiniteFloatPair(bound=100),
+    default=None,
+    help="StyleGAN3 only: shift the image by X,Y image widths, as NVIDIA's gen_images.py "
+    "--translate (replaces the transform the checkpoint stores).",
+)
+@click.option(
+    "--rotate",
+    type=FiniteFloat(min=-3600, max=3600),
+    default=None,
+    help="StyleGAN3 only: rotate the image by DEG degrees, as NVIDIA's gen_images.py --rotate.",
+)
+@click.option(
     "--grid-cols",
     type=click.IntRange(min=1),
     default=None,
@@ -79,6 +92,8 @@ def generate(
     truncation_psi: float,
     truncation_cutoff: int | None,
     noise_mode: NoiseMode,  # a click.Choice of NoiseMode's values
+    translate: tuple[float, float] | None,
+    rotate: float | None,
     grid_cols: int | None,
     out: Path,
     generator: str | None,
@@ -102,6 +117,7 @@ def generate(
     Examples:
       image2stylegan generate --generator ffhq-1024 --seeds 0-7 --truncation-psi 0.7 --out grid.png
       image2stylegan generate embeddings/face_01/latent.npz --out face_01.png
+      image2stylegan generate -g ffhq-1024-stylegan3-t --seeds 0 --translate 0.1,0 -o t.png
     """
     from ..checkpoints import load_generator
     from ..edit.render import render_frames
@@ -136,6 +152,7 @@ def generate(
         latent_noise = [noise_of(G, lat) for lat in latents]
     if kind == "image":  # one grid image of them all
         check_picture(len(names), G, "grid")
+    transform = _apply_transform(G, translate, rotate)
 
     from tqdm import tqdm
 
@@ -180,12 +197,34 @@ def generate(
         "inputs": [f"seed {s}" for s in seed_list] or [str(p) for p in latent_paths],
         "truncation_psi": truncation_psi,
         "truncation_cutoff": truncation_cutoff,
-        "noise_mode": noise_mode,
+        "noise_mode": noise_mode if G.num_noise_inputs else "none (StyleGAN3 has no noise inputs)",
+        "transform": transform,
         "latent_noise_maps": [n is not None for n in latent_noise] if not seeds else [],
         "size": list(size),
     }
     what = f"{len(ws)} image{'s' if len(ws) != 1 else ''}"
     report(summary, as_json, quiet, f"wrote {what} to {out}")
+
+
+def _apply_transform(
+    G: Generator, translate: tuple[float, float] | None, rotate: float | None
+) -> dict[str, object] | None:
+    """Set a StyleGAN3 generator's input transform from --translate/--rotate (as NVIDIA's
+    gen_images.py: the stored transform becomes inv(make_transform(translate, rotate))); returns
+    the summary's record of it (None: the generator's own transform was used)."""
+    if translate is None and rotate is None:
+        return None
+    from ..models.stylegan3 import StyleGAN3Generator
+
+    if not isinstance(G, StyleGAN3Generator):
+        raise click.UsageError(
+            f"--translate/--rotate need a StyleGAN3 generator (this one is {G.architecture}, "
+            "whose input is a learned constant that cannot be moved)"
+        )
+    shift = translate or (0.0, 0.0)
+    angle = rotate or 0.0
+    G.set_transform(shift, angle)
+    return {"translate": list(shift), "rotate": angle}
 
 
 def _latent_frames(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .context import ExperimentContext
+from .context import ExperimentContext, ExperimentError
 from .figures import add_comparison_grid
 from .items import ImageItem
 from .measures import group_by, mean
@@ -125,6 +125,11 @@ def analyse(embeddings: list[Embedding], params: Params) -> ExperimentResult:
 
 
 def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> ExperimentResult:
+    if not ctx.G.num_noise_inputs:  # StyleGAN3: nothing to vary; say so before any work
+        raise ExperimentError(
+            "this generator has no noise inputs (a StyleGAN3 network), so constant-noise "
+            "restarts vs resampled noise cannot be compared"
+        )
     originals, failed = ctx.prepare_inputs(items)
     base = ctx.config.seed
     configs = {"const": ctx.config.replace(noise="const")}

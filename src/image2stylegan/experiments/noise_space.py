@@ -24,7 +24,7 @@ import torch
 
 from ..latents import load_latent
 from ..metrics import psnr, ssim
-from .context import ExperimentContext
+from .context import ExperimentContext, ExperimentError
 from .figures import add_comparison_grid
 from .items import ImageItem
 from .measures import group_by, mean, name_list
@@ -193,6 +193,11 @@ def _measure(ctx: ExperimentContext, e: Embedding) -> Measured | None:
 
 
 def run(ctx: ExperimentContext, items: list[ImageItem], params: Params) -> ExperimentResult:
+    if not ctx.G.num_noise_inputs:  # StyleGAN3: nothing to vary; say so before any work
+        raise ExperimentError(
+            "this generator has no noise inputs (a StyleGAN3 network), so the noise-space stages "
+            "cannot be compared"
+        )
     originals, failed = ctx.prepare_inputs(items)
     n = ctx.config.noise_steps or params.noise_steps  # --noise-steps, else the param
     params = Params(n, params.joint, params.noise_only)
