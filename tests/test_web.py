@@ -259,10 +259,71 @@ def test_generate_adds_latents_to_the_library(edit_tab, gen_file):
     assert [caption for _, caption in gallery] == ["seed 3", "seed 4", "seed 5"]
     assert all(im.size == (RES, RES) for im, _ in gallery)
     assert len(library) == 3 and "3 latent(s) added" in status
+    assert "(ψ = 0.7, noise const)" in status  # StyleGAN2: the noise mode used
+    assert load_latent(files[1]).metadata["noise_mode"] == "const"
     lat = load_latent(files[1])
     assert lat.metadata["seed"] == 3 and lat.metadata["truncation_psi"] == 0.7
     assert lat.w.shape == (1, 8, 16)
     assert "seed 3" in EditTab.library_table(library)
+
+
+SG3 = "random:stylegan3-t-16"  # a tiny StyleGAN3-T: 16 ws, no noise inputs
+
+
+@pytest.fixture(scope="module")
+def sg3_library(edit_tab) -> list[list[str]]:
+    """Two latents of the tiny StyleGAN3, from the Generate tab (they record the generator)."""
+    _, _, library, _ = edit_tab.generate(SG3, "0-1", 0.7, "const", True, [])
+    return library
+
+
+def test_style_slider_follows_the_generators_num_ws(edit_tab, app, gen_file, latents, library,
+                                                    sg3_library):  # fmt: skip
+    """The "from layer" slider's maximum is num_ws of the generator a transfer would load: the
+    one the chosen latents record, or the Generator field's."""
+    G2, _ = app.workspace.generator(str(gen_file))
+    G3, _ = app.workspace.generator(SG3)
+    assert (G2.num_ws, G3.num_ws, G3.num_noise_inputs) == (8, 16, 0)  # not the slider's 18
+    sg2 = edit_tab.from_layer_range(latents[0], latents[1], "", 9, library)
+    assert sg2["maximum"] == G2.num_ws and sg2["value"] == 4  # 9 > 8: half the layers
+    assert "this generator: 8" in sg2["info"]
+    sg3_labels = [label for label, _ in sg3_library]
+    sg3 = edit_tab.from_layer_range(*sg3_labels, "", 9, sg3_library)
+    assert sg3["maximum"] == G3.num_ws and sg3["value"] == 9  # 9 fits: kept
+    by_field = edit_tab.from_layer_range(None, None, SG3, 17, [])  # Generator field, no latents
+    assert by_field["maximum"] == 16 and by_field["value"] == 8
+    assert edit_tab.from_layer_range(sg3_labels[0], None, "", 16, sg3_library)["value"] == 16
+    # nothing to go on, or latents that do not fit: no change (Transfer says what is wrong)
+    assert "maximum" not in edit_tab.from_layer_range(None, None, "", 9, [])
+    assert "maximum" not in edit_tab.from_layer_range(sg3_labels[0], None, str(gen_file), 9,
+                                                      sg3_library)  # fmt: skip
+    # the ends of the slider transfer; past them, the callback's own message
+    first, second = (load_latent(path_of(sg3_library, k)).w for k in sg3_labels)
+    result, _, _ = edit_tab.style_transfer(*sg3_labels, 16, "", sg3_library)  # all content
+    assert np.array_equal(np.asarray(result), np.asarray(render_images(G3, first)[0]))
+    with pytest.raises(gr.Error, match=r"outside this generator's layers 0\.\.16"):
+        edit_tab.style_transfer(*sg3_labels, 17, "", sg3_library)
+    result, _, _ = edit_tab.style_transfer(*sg3_labels, 0, "", sg3_library)  # all style
+    assert np.array_equal(np.asarray(result), np.asarray(render_images(G3, second)[0]))
+
+
+def test_style_slider_is_wired_to_the_latents_and_generator(app):
+    fns = [fn for fn in app.fns.values() if getattr(fn.fn, "__name__", "") == "from_layer_range"]
+    assert len(fns) == 4  # content, style, Generator field (submit, blur)
+    assert {out.label for fn in fns for out in fn.outputs} == {"From layer"}
+
+
+def test_generate_status_on_stylegan3_says_no_noise_inputs(edit_tab, app, sg3_library):
+    from image2stylegan.cli.edit_common import _noise_used
+
+    G3, _ = app.workspace.generator(SG3)
+    cli_says = _noise_used(G3, None)
+    assert cli_says == "none (StyleGAN3 has no noise inputs)"
+    for mode in ("const", "random"):
+        gallery, files, _, status = edit_tab.generate(SG3, "2", 0.7, mode, True, [])
+        assert f"noise {cli_says}" in status and "noise const" not in status
+        assert load_latent(files[1]).metadata["noise_mode"] == cli_says
+        assert gallery[0][0].size == (16, 16)
 
 
 def test_edit_errors_are_one_line_messages(edit_tab, latents, library, tmp_path):

@@ -328,9 +328,9 @@ def stack_codes(latents: Sequence[LatentFile]) -> torch.Tensor:
 
 def _noise_used(G: Generator, noise: Sequence[torch.Tensor] | None) -> str:
     """What a rendered sequence used as noise inputs, for the --json summary."""
-    if not G.num_noise_inputs:
-        return "none (StyleGAN3 has no noise inputs)"
-    return "latent noise maps" if noise is not None else "stored constants"
+    from ..edit.noise import noise_used
+
+    return noise_used(G, "latent noise maps" if noise is not None else "stored constants")
 
 
 def write_sequence(

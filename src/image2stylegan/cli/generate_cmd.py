@@ -120,6 +120,7 @@ def generate(
       image2stylegan generate -g ffhq-1024-stylegan3-t --seeds 0 --translate 0.1,0 -o t.png
     """
     from ..checkpoints import load_generator
+    from ..edit.noise import noise_used
     from ..edit.render import render_frames
     from ..edit.seeds import seeds_to_ws
     from ..models.base import truncate
@@ -197,7 +198,7 @@ def generate(
         "inputs": [f"seed {s}" for s in seed_list] or [str(p) for p in latent_paths],
         "truncation_psi": truncation_psi,
         "truncation_cutoff": truncation_cutoff,
-        "noise_mode": noise_mode if G.num_noise_inputs else "none (StyleGAN3 has no noise inputs)",
+        "noise_mode": noise_used(G, noise_mode),
         "transform": transform,
         "latent_noise_maps": [n is not None for n in latent_noise] if not seeds else [],
         "size": list(size),

@@ -26,7 +26,22 @@ from ..latents import LatentFile, check_noise_fits, latent_noise
 from ..models.base import Generator
 from .morph import morph_path
 
-__all__ = ["latent_noise_for", "morph_noise", "noise_of", "stack_noise"]
+__all__ = [
+    "NO_NOISE_INPUTS",
+    "latent_noise_for",
+    "morph_noise",
+    "noise_of",
+    "noise_used",
+    "stack_noise",
+]
+
+NO_NOISE_INPUTS = "none (StyleGAN3 has no noise inputs)"  # what a summary says on StyleGAN3
+
+
+def noise_used(G: Generator, used: str) -> str:
+    """What a render used as noise inputs, for summaries and status lines: `used` (a noise mode,
+    "stored constants", ...), or NO_NOISE_INPUTS when G has none (StyleGAN3)."""
+    return used if G.num_noise_inputs else NO_NOISE_INPUTS
 
 
 def latent_noise_for(G: Generator, latent: LatentFile) -> list[torch.Tensor] | None:

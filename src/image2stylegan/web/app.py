@@ -385,6 +385,10 @@ def build_app(
             concurrency_limit=1,  # one render at a time
             concurrency_id="render",
         )
+        # the "from layer" slider follows the num_ws of the generator a transfer would load
+        st_range = [st_content, st_style, edit_gen, st_layer, library]
+        for trigger in (st_content.change, st_style.change, edit_gen.submit, edit_gen.blur):
+            trigger(edit.from_layer_range, st_range, st_layer, api_visibility="private")
         st_run.click(
             edit.style_transfer,
             [st_content, st_style, st_layer, edit_gen, library],

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import numpy as np
 import torch
 
@@ -29,11 +30,11 @@ from ..edit.expression import (
     expression_transfer,
 )
 from ..edit.morph import morph_path
-from ..edit.noise import morph_noise, noise_of
+from ..edit.noise import morph_noise, noise_of, noise_used
 from ..edit.render import frame_to_pil, image_strip, render_frames, render_images
 from ..edit.sequence import write_sequence
 from ..edit.sources import common_generator
-from ..edit.style_transfer import style_transfer
+from ..edit.style_transfer import PAPER_FROM_LAYER, style_transfer
 from ..edit.walk import random_walk
 from ..image import image_grid, save_image
 from ..latents import LatentFile, check_latent_fits, load_latent, save_latent
@@ -222,6 +223,32 @@ class EditTab:
 
     # --- single images -------------------------------------------------------------------------
 
+    def from_layer_range(
+        self,
+        content: str | None,
+        style: str | None,
+        generator: str,
+        from_layer: float,
+        library: Library | None,
+    ) -> Any:
+        """The style-transfer "from layer" slider for the generator a transfer would use (the
+        Generator field, else the one the chosen latents record): 0..G.num_ws, the value kept
+        when it fits, else half the layers (the paper's 9 of 18). No change until that generator
+        and the chosen latents fit together: the Transfer button says what is wrong."""
+        chosen = [label for label in (content, style) if label]
+        try:
+            G, _, _ = self._load(chosen, library, generator, ["chosen"] * len(chosen))
+        except Exception:  # nothing chosen yet, an unreadable latent, a wrong generator, ...
+            return gr.update()
+        num_ws = G.num_ws
+        value = int(from_layer) if 0 <= from_layer <= num_ws else num_ws // 2
+        return gr.update(
+            maximum=num_ws,
+            value=value,
+            info="Layers before it come from the content, the rest from the style "
+            f"(paper: {PAPER_FROM_LAYER} of 18; this generator: {num_ws}).",
+        )
+
     @user_errors
     def style_transfer(
         self,
@@ -332,7 +359,7 @@ class EditTab:
                     "space": "w+",
                     "seed": s,
                     "truncation_psi": psi,
-                    "noise_mode": noise_mode,
+                    "noise_mode": noise_used(G, noise_mode),  # as `generate --json` says
                     "version": __version__,
                 }
                 path = save_latent(run_dir / f"seed{s:04d}.npz", w, meta)
@@ -340,7 +367,8 @@ class EditTab:
                 entries.append((f"seed {s} · {run_dir.name}", str(path)))
         gallery = [(im, f"seed {s}") for s, im in zip(seed_list, images, strict=True)]
         library = add_to_library(library, entries)
-        status = f"{len(images)} image(s) from `{source}` (ψ = {psi:g}, noise {noise_mode})"
+        noise = noise_used(G, noise_mode)  # StyleGAN3: none, as the CLI's summaries say
+        status = f"{len(images)} image(s) from `{source}` (ψ = {psi:g}, noise {noise})"
         if entries:
             status += f"; {len(entries)} latent(s) added to the library"
         return gallery, files, library, status
