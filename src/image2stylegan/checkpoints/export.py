@@ -153,9 +153,12 @@ def rosinality_state(G: StyleGAN2Generator, label: str = "generator") -> dict[st
     for k in range(int(math.log2(G.img_resolution)) - 2):  # one per block above 4 px
         state[f"convs.{2 * k}.conv.blur.kernel"] = kernel.clone()
         state[f"to_rgbs.{k}.upsample.kernel"] = kernel.clone()
-    inferred = config_from_rosinality(state, label)
     sizes = _resolutions(G.img_resolution)
-    if any(inferred.channels(r) != G.config.channels(r) for r in sizes):
+    try:
+        inferred: StyleGAN2Config | None = config_from_rosinality(state, label)
+    except CheckpointError:
+        inferred = None  # the widths fit no min(base / r, max) table the reader infers
+    if inferred is None or any(inferred.channels(r) != G.config.channels(r) for r in sizes):
         widths = {r: G.config.channels(r) for r in sizes}
         raise CheckpointError(
             f"{label}: cannot be written as a rosinality .pt: its channel widths {widths} are "
