@@ -252,6 +252,10 @@ def test_delta_round_trip(tmp_path: Path, capsys) -> None:
     assert code == 0, err
     assert read_native_header(full) == read_native_header(tuned)  # config and source record
     assert_same_state_and_images(i2s.load_generator(tuned), i2s.load_generator(full))
+    # without --base: the base is found at its recorded place; the tuned record carries over
+    code, _, err = run(capsys, "convert", str(delta), "-o", str(tmp_path / "again.safetensors"))
+    assert code == 0, err
+    assert read_native_header(tmp_path / "again.safetensors") == read_native_header(tuned)
     # load_generator (every --generator option) finds the base at its recorded place
     assert_same_state_and_images(i2s.load_generator(tuned), i2s.load_generator(delta))
     # --to rosinality straight from a delta file
