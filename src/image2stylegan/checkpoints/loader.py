@@ -2,7 +2,8 @@
 
 Formats (SPEC section 2): StyleGAN1 / StyleGAN2 TF pickles, stylegan2-ada-pytorch pickles,
 NVlabs/stylegan3 alias-free snapshots,
-rosinality `.pt`, lernapparat's converted StyleGAN1 state dict, our `.safetensors`. Detection
+rosinality `.pt`, lernapparat's converted StyleGAN1 state dict, our `.safetensors` (a generator,
+or a delta file against a base it names: checkpoints/export.py). Detection
 never trusts the file name. Every failure is one `CheckpointError` line naming the file.
 """
 
@@ -141,9 +142,10 @@ def read_generator_file(path: str | os.PathLike) -> Generator:
     label = str(path)
     fmt = detect_format(path)
     if fmt == "safetensors":
+        from .export import is_delta_file, load_delta
         from .native import load_native
 
-        return load_native(path)
+        return load_delta(path) if is_delta_file(path) else load_native(path)
     if fmt == "hdf5":
         raise CheckpointError(f"{path}: is an HDF5 file (VGG-16 weights?), not a generator")
     if fmt == "torch":
