@@ -150,6 +150,34 @@ _OPTIONS: list[Callable[[Callable], Callable]] = [
         help="Loss of the noise stage: mse (the paper's Mk_n, Sec. 6.2) or perceptual+mse "
         "(Eq. 1) [mse].",
     ),
+    # --- Pivotal tuning (Roich et al., ACM TOG 2022) -----------------------------------------
+    click.option(
+        "--pti-steps",
+        type=click.IntRange(min=0),
+        help="Pivotal tuning: after the latent stages, this many steps tune the generator's "
+        "synthesis weights with the embedded code fixed, so it reproduces the photo (PTI "
+        "uses 350) [0 = off]. Writes OUT/<stem>/generator.safetensors; the latent file records "
+        "it and the editing commands render with it.",
+    ),
+    click.option("--pti-lr", type=float, help="Adam learning rate of the tuning [paper: 3e-4]."),
+    click.option(
+        "--pti-loss",
+        type=click.Choice(["auto", "lpips+mse", "perceptual+mse"]),
+        help="Tuning loss: lpips+mse (the paper's LPIPS + L2), perceptual+mse (Eq. 1 on the "
+        "run's VGG-16), or auto: lpips+mse when its weights are cached [auto].",
+    ),
+    click.option(
+        "--pti-locality",
+        type=float,
+        help="Weight of the locality regulariser that keeps codes 30 away from the pivot "
+        "rendering as before (keeps the tuned generator editable) [paper: 0.1; 0 = off].",
+    ),
+    click.option(
+        "--pti-shared",
+        is_flag=True,
+        help="Tune one generator for all the images of the run (multi-image PTI) instead of "
+        "one per image; written to OUT/generator.safetensors.",
+    ),
     click.option(
         "--mask",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -189,11 +217,14 @@ def run_options(opts: dict[str, Any]) -> RunOptions:
     settings: dict[str, Any] = {
         key: opts[key]
         for key in ("steps", "space", "lr", "loss", "noise", "seed", "mse_weight",
-                    "lpips_weight", "precision", "noise_steps", "noise_lr", "noise_loss")
+                    "lpips_weight", "precision", "noise_steps", "noise_lr", "noise_loss",
+                    "pti_steps", "pti_lr", "pti_loss", "pti_locality")
         if opts[key] is not None
     }  # fmt: skip
     if opts["compile_"]:
         settings["compile"] = True
+    if opts["pti_shared"]:
+        settings["pti_shared"] = True
     init_file = None
     if opts["init"] is not None:
         settings["init"], init_file = parse_init(opts["init"])

@@ -12,12 +12,19 @@ from pathlib import Path
 from ..checkpoints.registry import is_registry_name
 from ..latents import LatentFile
 
-__all__ = ["common_generator", "recorded_generator"]
+__all__ = ["common_generator", "recorded_generator", "tuned_generator"]
 
 
 def recorded_generator(latent: LatentFile) -> str | None:
     """The generator `latent` records (registry name, random: source or checkpoint path), or
-    None. A relative path recorded from another working directory is looked up beside the file."""
+    None. A relative path recorded from another working directory is looked up beside the file.
+
+    A pivotally tuned latent (`embed --pti-steps`) records its tuned generator under "pti"
+    (a path relative to the latent file, and its sha256): that one renders it. Raises
+    `ValueError` when that file is missing or is not the one recorded (changed since)."""
+    tuned = tuned_generator(latent)
+    if tuned is not None:
+        return tuned
     g = latent.metadata.get("generator")
     if isinstance(g, dict):  # tolerate {"name": ...} / {"path": ...} records
         g = g.get("name") or g.get("path") or g.get("source")
@@ -27,6 +34,32 @@ def recorded_generator(latent: LatentFile) -> str | None:
         return g
     beside = latent.path.parent / g
     return str(beside) if beside.exists() else g
+
+
+def tuned_generator(latent: LatentFile) -> str | None:
+    """The pivotally tuned generator `latent` records (checked against its sha256), or None."""
+    pti = latent.metadata.get("pti")
+    if not isinstance(pti, dict) or not isinstance(pti.get("generator"), str):
+        return None
+    name = latent.path or "the latent"
+    rel = Path(pti["generator"])
+    path = rel if rel.is_absolute() or latent.path is None else latent.path.parent / rel
+    if not path.is_file():
+        raise ValueError(
+            f"{name} was pivotally tuned: it renders with {path}, which is missing (keep the "
+            "tuned generator beside the latent file, or pass --generator)"
+        )
+    expected = pti.get("generator_sha256")
+    if isinstance(expected, str) and expected:
+        from ..fileio import sha256_file
+
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ValueError(
+                f"{name} was tuned with another {path} (sha256 {expected[:12]}..., the file has "
+                f"{actual[:12]}...); pass --generator to render with this one anyway"
+            )
+    return str(path)
 
 
 def _same(source: str) -> str:

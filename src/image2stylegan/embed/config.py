@@ -4,6 +4,12 @@ The Image2StyleGAN++ noise stage (Abdal, Qin, Wonka, CVPR 2020, Sec. 4.2 and 6.2
 fields, off by default: `noise_steps` steps that optimise only the noise maps after the W+ steps
 (sequential, as the sequel insists), with `noise_lr` and `noise_loss`.
 
+Pivotal tuning (Roich, Mokady, Bermano, Cohen-Or, "Pivotal Tuning for Latent-based Editing of
+Real Images", ACM TOG 2022, arXiv 2106.05744) is a third stage, also off by default: after the
+latent stages, `pti_steps` steps tune the generator's synthesis weights with the embedded code
+(the pivot) fixed, with the paper's settings as defaults (Adam, lr 3e-4, LPIPS + L2 of weight 1,
+locality regulariser of weight 0.1 at distance 30); `embed.pti` has the details.
+
 `EmbedConfig()` is the paper: W+, init w̄, Eq. 1 loss (VGG-16 conv1_1, conv1_2, conv3_2, conv4_2
 + MSE, all weights 1, perceptual term at 256 px), Adam(lr 0.01, betas (0.9, 0.999), eps 1e-8),
 5000 steps, constant noise. `PRESETS["nvidia"]` reproduces NVIDIA's projector loop
@@ -26,7 +32,9 @@ __all__ = [
     "NOISE_LOSSES",
     "PAPER_LAYERS",
     "PAPER_NOISE_STEPS",
+    "PAPER_PTI_STEPS",
     "PRESETS",
+    "PTI_LOSSES",
     "EmbedConfig",
     "parse_loss",
 ]
@@ -34,6 +42,7 @@ __all__ = [
 Space = Literal["w+", "w", "z"]
 NoiseHandling = Literal["const", "resample", "restart"]
 NoiseLoss = Literal["mse", "perceptual+mse"]
+PTILoss = Literal["auto", "lpips+mse", "perceptual+mse"]
 Precision = Literal["fp32", "bf16", "fp16"]
 
 PAPER_LAYERS = ("conv1_1", "conv1_2", "conv3_2", "conv4_2")  # Eq. 2
@@ -44,6 +53,9 @@ MAX_SEED = 2**63  # torch generators take seeds in [0, 2^64); kept within a sign
 NOISE_LOSSES: tuple[str, ...] = ("mse", "perceptual+mse")
 # Image2StyleGAN++ Sec. 7.1 (improved reconstruction): 5000 W+ steps, then 3000 noise steps.
 PAPER_NOISE_STEPS = 3000
+# PTI, implementation details: 350 tuning steps after the inversion.
+PAPER_PTI_STEPS = 350
+PTI_LOSSES: tuple[str, ...] = ("auto", "lpips+mse", "perceptual+mse")
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,15 @@ class EmbedConfig:
     noise_loss: NoiseLoss = "mse"  # Mk_n (Sec. 6.2): pixel MSE only; or the W+ stage's Eq. 1
     noise_joint: bool = False  # the rejected alternative: noise and W+ jointly from step 1
     w_rows: tuple[int, int] | None = None  # optimise only W+ rows [start, stop) (Sec. 7.3)
+    # --- Pivotal tuning (Roich et al. 2022; off by default) ------------------------------------
+    pti_steps: int = 0  # steps tuning the synthesis weights around the pivot (paper: 350)
+    pti_lr: float = 3e-4  # Adam lr of the weights (paper)
+    pti_loss: PTILoss = "auto"  # lpips+mse: LPIPS + lambda_L2 * L2 (paper); perceptual+mse:
+    # Eq. 1 on the run's VGG-16; auto: lpips+mse when its weights are here, else perceptual+mse
+    pti_l2_weight: float = 1.0  # lambda_L2 of lpips+mse (paper: 1), L2 on the [-1, 1] scale
+    pti_locality: float = 0.1  # lambda_R of the locality regulariser (paper: 0.1); 0 = off
+    pti_locality_alpha: float = 30.0  # distance of its codes from the pivot in W (paper: 30)
+    pti_shared: bool = False  # one tuned generator for all the images of a run (multi-ID PTI)
     # --- NVIDIA projector extras (all off in the paper) ----------------------------------------
     lr_rampup: float = 0.0  # fraction of the steps with a linear lr warm-up
     lr_rampdown: float = 0.0  # fraction of the steps with a cosine lr ramp-down
@@ -139,6 +160,18 @@ class EmbedConfig:
                 "the noise stage (noise_steps) optimises the noise after W+; NVIDIA's "
                 "optimize_noise optimises it jointly: choose one"
             )
+        if not 0 <= self.pti_steps <= MAX_STEPS:
+            raise ValueError(f"pti_steps must be 0 to {MAX_STEPS:,}, got {self.pti_steps:,}")
+        if not (math.isfinite(self.pti_lr) and 0 < self.pti_lr <= 1.0):
+            raise ValueError(f"pti_lr must be a positive number up to 1, got {self.pti_lr}")
+        if self.pti_loss not in PTI_LOSSES:
+            raise ValueError(
+                f"pti loss must be {', '.join(PTI_LOSSES[1:])} or auto, got {self.pti_loss!r}"
+            )
+        for name in ("pti_l2_weight", "pti_locality", "pti_locality_alpha"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 1e6):
+                raise ValueError(f"{name} must be a number from 0 to 1e6, got {value}")
         if self.layer_weights is not None and len(self.layer_weights) != len(self.layers):
             raise ValueError(
                 f"{len(self.layer_weights)} layer weights given for {len(self.layers)} layers"
@@ -149,9 +182,14 @@ class EmbedConfig:
         return parse_loss(self.loss)
 
     @property
-    def total_steps(self) -> int:
-        """W+ steps and noise-stage steps: the length of the one step loop."""
+    def latent_steps(self) -> int:
+        """W+ steps and noise-stage steps: the steps that optimise the code (and noise maps)."""
         return self.steps + self.noise_steps
+
+    @property
+    def total_steps(self) -> int:
+        """W+, noise-stage and pivotal-tuning steps: the length of the one step loop."""
+        return self.steps + self.noise_steps + self.pti_steps
 
     @property
     def optimizes_noise(self) -> bool:
@@ -176,6 +214,9 @@ class EmbedConfig:
                 d.pop(key)
         if self.w_rows is None:
             d.pop("w_rows")
+        if not self.pti_steps:  # unused: keep older fingerprints valid
+            for key in [k for k in d if k.startswith("pti_")]:
+                d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -395,7 +395,7 @@ class Embedder:
         loss_n = self._loss(self.noise_loss_fn, masks) if cfg.noise_steps else loss_w
         if loss_n is not loss_w:
             loss_n.set_target(crop)
-        total_steps = cfg.total_steps
+        total_steps = cfg.latent_steps  # the latent and noise steps; pivotal tuning follows
 
         if state is None:
             rngs = self._rngs(n)
@@ -558,7 +558,7 @@ class Embedder:
             if done % report_every == 0 or done == end:
                 yield StepReport(
                     step=done,
-                    steps=total_steps,
+                    steps=cfg.total_steps,
                     losses=last_terms,
                     images=img.detach(),
                     ws=ws.detach(),
@@ -569,7 +569,7 @@ class Embedder:
         if start >= end:  # nothing to do (already finished): report the given state
             yield StepReport(
                 step=start,
-                steps=total_steps,
+                steps=cfg.total_steps,
                 losses=last_terms,
                 images=torch.empty(0),
                 ws=self._ws(latent.detach()).detach(),

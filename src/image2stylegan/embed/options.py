@@ -58,6 +58,11 @@ CONFIG_SETTINGS = (
     "noise_steps",
     "noise_lr",
     "noise_loss",
+    "pti_steps",
+    "pti_lr",
+    "pti_loss",
+    "pti_locality",
+    "pti_shared",
 )
 FIT_MODES: tuple[str, ...] = get_args(FitMode)
 MAX_SIDE = 16384  # the largest side a size option may name (the largest image we read)

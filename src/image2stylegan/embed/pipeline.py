@@ -26,6 +26,7 @@ from .config import EmbedConfig
 from .embedder import Embedder, TargetLoss
 from .generators import GeneratorInfo, open_generator
 from .options import RunOptions, check_init_fits, check_run_fits, read_init_latent
+from .pti import PivotalTuner
 from .records import run_record
 from .runner import (
     BatchProgress,
@@ -118,6 +119,21 @@ class EmbedPipeline:
             noise_loss_fn = self.loss_fn(config.replace(loss="perceptual+mse"))
         return Embedder(G, loss_fn or self.loss_fn(config), config, box, noise_loss_fn)
 
+    def tuner(self, embedder: Embedder) -> PivotalTuner | None:
+        """The pivotal-tuning stage of `embedder`'s config (None when pti_steps is 0), on the
+        run's VGG-16 (a shared tuning steps `batch_size` images at a time)."""
+        if not embedder.config.pti_steps:
+            return None
+        from .pti import PivotalTuner
+
+        return PivotalTuner(
+            embedder.G,
+            embedder.config,
+            self.vgg,
+            content_box=embedder.content_box,
+            step_batch=self.options.batch_size,
+        )
+
     def record(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What every latent file of this run records besides its own image and result."""
         base = run_record(
@@ -140,7 +156,7 @@ class EmbedPipeline:
         embedder = embedder or self.embedder()
         return iter_embed_files(
             jobs, embedder, self.run_options(), record=self.record(record), init=self.init,
-            stop=stop, stages=self.stages, metrics=self.metrics,
+            stop=stop, stages=self.stages, metrics=self.metrics, tuner=self.tuner(embedder),
         )  # fmt: skip
 
     def run(
@@ -157,6 +173,7 @@ class EmbedPipeline:
         return embed_files(
             jobs, embedder, self.run_options(), record=self.record(record), init=self.init,
             on_report=on_report, stop=stop, stages=self.stages, metrics=self.metrics,
+            tuner=self.tuner(embedder),
         )  # fmt: skip
 
 

@@ -43,6 +43,8 @@ __all__ = [
     "CHECKPOINT_NAME",
     "METRICS_NAME",
     "PROGRESS_DIR",
+    "PTI_CHECKPOINT_NAME",
+    "SHARED_GENERATOR_NAME",
     "Layout",
     "OutputPaths",
     "latent_metadata",
@@ -54,6 +56,8 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = ".checkpoint.pt"
+PTI_CHECKPOINT_NAME = ".pti_checkpoint.pt"
+SHARED_GENERATOR_NAME = "generator.safetensors"  # a shared pivotal tuning's, in the run folder
 METRICS_NAME = "metrics.csv"
 PROGRESS_DIR = ".progress"
 Layout = Literal["folder", "flat"]
@@ -72,6 +76,13 @@ class OutputPaths:
     frames: Path  # folder of the video's frames while running
     mask: Path = Path("mask.png")  # the mask in the frame (masked embeddings only)
     run_metrics: Path = Path("metrics.csv")  # the run's metrics.csv (a row per image)
+    # pivotal tuning (embed.pti): the tuned generator, its losses, its resume state; a shared
+    # tuning's generator and resume state belong to the run's folder
+    generator: Path = Path("generator.safetensors")
+    pti_losses: Path = Path("pti_losses.csv")
+    pti_checkpoint: Path = Path(PTI_CHECKPOINT_NAME)
+    shared_generator: Path = Path(SHARED_GENERATOR_NAME)
+    shared_checkpoint: Path = Path(PTI_CHECKPOINT_NAME)
 
     @classmethod
     def folder(cls, out_dir: Path) -> OutputPaths:
@@ -87,6 +98,11 @@ class OutputPaths:
             frames=out_dir / PROGRESS_DIR,
             mask=out_dir / "mask.png",
             run_metrics=out_dir.parent / METRICS_NAME,
+            generator=out_dir / "generator.safetensors",
+            pti_losses=out_dir / "pti_losses.csv",
+            pti_checkpoint=out_dir / PTI_CHECKPOINT_NAME,
+            shared_generator=out_dir.parent / SHARED_GENERATOR_NAME,
+            shared_checkpoint=out_dir.parent / PTI_CHECKPOINT_NAME,
         )
 
     @classmethod
@@ -103,6 +119,11 @@ class OutputPaths:
             frames=folder / f".{name}{PROGRESS_DIR}",
             mask=folder / f"{name}_mask.png",
             run_metrics=folder / METRICS_NAME,
+            generator=folder / f"{name}_generator.safetensors",
+            pti_losses=folder / f"{name}_pti_losses.csv",
+            pti_checkpoint=folder / f".{name}{PTI_CHECKPOINT_NAME}",
+            shared_generator=folder / SHARED_GENERATOR_NAME,
+            shared_checkpoint=folder / PTI_CHECKPOINT_NAME,
         )
 
     @classmethod
@@ -135,6 +156,7 @@ def latent_metadata(
     stopped_early: bool = False,  # the optimisation was stopped before config.steps
     metrics: Mapping[str, float] | None = None,  # extra measurements of the result
     masked: bool = False,  # embedded with a mask (Image2StyleGAN++ local embedding)
+    pti: Mapping[str, Any] | None = None,  # pivotal tuning: the tuned generator that renders it
 ) -> dict[str, Any]:
     """The JSON metadata of a latent file (SPEC section 4)."""
     ws = result.ws  # [1, num_ws, w_dim]
@@ -178,6 +200,8 @@ def latent_metadata(
         meta["masked"] = True  # the loss saw the white pixels of mask.png only
     if metrics:
         meta["metrics"] = {k: float(v) for k, v in metrics.items()}
+    if pti:
+        meta["pti"] = dict(pti)  # edit.sources.recorded_generator renders with its generator
     return meta
 
 
@@ -202,6 +226,7 @@ def write_record(
         _write_progress_video(paths)
     save_latent(paths.latent, result.ws, dict(metadata), **extras)
     paths.checkpoint.unlink(missing_ok=True)
+    paths.pti_checkpoint.unlink(missing_ok=True)
     return paths.latent
 
 

@@ -55,6 +55,8 @@ from ..latents import load_latent
 from .embedder import Embedder, EmbedResult, EmbedState, StepReport
 from .folders import check_output_folder, plan_names
 from .options import RunOptions
+from .pti import PivotalTuner
+from .pti_runner import TunedImage
 from .records import (
     CHECKPOINT_NAME,
     Layout,
@@ -215,11 +217,12 @@ def embed_files(
     stop: Callable[[], bool] | None = None,
     stages: Sequence[Stage] = (),
     metrics: Sequence[Metric] = (),
+    tuner: PivotalTuner | None = None,  # pivotal tuning after the latent stages (embed.pti)
 ) -> list[JobOutcome]:
     """Embed every job's image; one outcome per job, in order (failed ones carry their error)."""
     events = iter_embed_files(
         jobs, embedder, options, record=record, init=init, stop=stop, stages=stages,
-        metrics=metrics,
+        metrics=metrics, tuner=tuner,
     )  # fmt: skip
     outcomes: dict[int, JobOutcome] = {}
     try:
@@ -243,6 +246,7 @@ def iter_embed_files(
     stop: Callable[[], bool] | None = None,
     stages: Sequence[Stage] = (),
     metrics: Sequence[Metric] = (),
+    tuner: PivotalTuner | None = None,
 ) -> Generator[EmbedEvent, None, None]:
     """The embed loop as a stream of events (see the module docstring)."""
     options = options or RunOptions()  # only its run fields are read; the config is the embedder's
@@ -298,19 +302,34 @@ def iter_embed_files(
         for _, group in sorted(by_step.items(), reverse=True)
         for k in range(0, len(group), size)
     ]
+    shared = tuner is not None and tuner.config.pti_shared
+    if shared and pending:
+        _check_shared_generator(pending[0], options)
+    deferred: list[_Embedded] = []  # a shared tuning's batches, recorded once it is done
     for b, batch in enumerate(batches, 1):
         if stop is not None and stop():
             for job in (j for later in batches[b - 1 :] for j in later):
                 yield JobOutcome.of(job, "stopped")
-            return
+            break
         targets = torch.cat([_target(job) for job in batch])
         masks = _masks(batch, targets)
+        tuned: list[TunedImage] | None = None
         try:
             result, stopped = yield from _run_batch(
-                batch, targets, embedder, options, init, base, b, len(batches), stop, masks
-            )
+                batch, targets, embedder, options, init, base, b, len(batches), stop, masks,
+                keep_final=tuner is not None,
+            )  # fmt: skip
             for stage in stages:
                 result = stage(embedder, targets, result)
+            if tuner is not None and not shared and not stopped:
+                from .pti_runner import tune_batch
+
+                result, tuned, stopped = yield from tune_batch(
+                    batch, targets, masks, result, tuner,
+                    [_job_fingerprint(base, job) for job in batch],
+                    _progress_of(batch, b, len(batches), tuner.config.latent_steps),
+                    _pti_report_every(tuner, options), options.checkpoint_every, stop,
+                )  # fmt: skip
         except (MemoryError, RuntimeError) as e:  # this batch fails; smaller ones may fit
             if not is_out_of_memory(e):
                 raise
@@ -323,13 +342,145 @@ def iter_embed_files(
                 yield JobOutcome.of(job, "failed", error=error)
             continue
         yield BatchDone(batch, result, b, len(batches), stopped)
+        if shared and not stopped:
+            deferred.append(_Embedded(batch, targets, masks, result))
+            continue
         for i, job in enumerate(batch):
             yield _write(job, select(result, i), targets[i : i + 1], embedder, options, record,
-                         stopped, metrics, len(batch))  # fmt: skip
+                         stopped, metrics, len(batch), tuner,
+                         tuned[i] if tuned else None)  # fmt: skip
         if stopped:
             for job in (j for later in batches[b:] for j in later):
                 yield JobOutcome.of(job, "stopped")
-            return
+            break
+    if deferred:
+        assert tuner is not None
+        yield from _tune_and_write_shared(
+            deferred, embedder, options, record, base, metrics, tuner, stop
+        )
+
+
+@dataclass
+class _Embedded:
+    """A batch whose latent stages are done, waiting for a shared tuning."""
+
+    jobs: list[EmbedJob]
+    targets: torch.Tensor
+    masks: torch.Tensor | None
+    result: EmbedResult
+
+
+def _progress_of(
+    jobs: list[EmbedJob], batch: int, batches: int, start: int
+) -> Callable[[StepReport], BatchProgress]:
+    def wrap(report: StepReport) -> BatchProgress:
+        for job in jobs:
+            job.clock.append((report.step, report.elapsed))
+        return BatchProgress(jobs, report, batch, batches, start)
+
+    return wrap
+
+
+def _pti_report_every(tuner: PivotalTuner, options: RunOptions) -> int:
+    every = min(options.report_every, max(1, tuner.steps // 100))
+    return _report_interval(every, options.checkpoint_every)
+
+
+def _check_shared_generator(job: EmbedJob, options: RunOptions) -> None:
+    """A shared tuning writes the run folder's generator: never over another run's."""
+    path = job.paths.shared_generator
+    if (path.exists() or path.is_symlink()) and not options.overwrite:
+        raise I2SError(
+            f"{path} exists (the shared tuned generator of an earlier run, which its latent "
+            "files render with); pass --overwrite to tune a new one, or use another --out"
+        )
+
+
+def _tune_and_write_shared(
+    deferred: Sequence[_Embedded],
+    embedder: Embedder,
+    options: RunOptions,
+    record: Mapping[str, Any],
+    base: str,
+    metrics: Sequence[Metric],
+    tuner: PivotalTuner,
+    stop: Callable[[], bool] | None,
+) -> Generator[EmbedEvent, None, None]:
+    """One generator tuned on every image of the run (pti_shared), then every record."""
+    from .pti_runner import shared_fingerprint, tune_shared
+
+    jobs = [job for d in deferred for job in d.jobs]
+    targets = torch.cat([d.targets for d in deferred])
+    masks = None
+    if any(d.masks is not None for d in deferred):
+        masks = torch.cat(
+            [d.masks if d.masks is not None else torch.ones_like(d.targets[:, :1])
+             for d in deferred]
+        )  # fmt: skip
+    result = _concat_results([d.result for d in deferred])
+    fingerprint = shared_fingerprint([_job_fingerprint(base, job) for job in jobs])
+    try:
+        tuned_result, tuned, stopped = yield from tune_shared(
+            jobs, targets, masks, result, tuner, jobs[0].paths.shared_checkpoint,
+            jobs[0].paths.shared_generator, fingerprint,
+            _progress_of(jobs, 1, 1, tuner.config.latent_steps),
+            _pti_report_every(tuner, options), options.checkpoint_every, stop,
+            _tuned_source(record, tuner),
+        )  # fmt: skip
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        for job in jobs:
+            error = (
+                f"{job.source}: out of memory tuning one generator on {len(jobs)} images "
+                f"on {embedder.device}; use a smaller --batch-size"
+            )
+            logger.error("%s", error)
+            yield JobOutcome.of(job, "failed", error=error)
+        return
+    except OSError as e:  # the shared generator cannot be written: every image fails
+        for job in jobs:
+            error = f"{job.paths.shared_generator}: cannot write ({e.strerror or e})"
+            logger.error("%s", error)
+            yield JobOutcome.of(job, "failed", error=error)
+        return
+    for i, job in enumerate(jobs):
+        yield _write(job, select(tuned_result, i), targets[i : i + 1], embedder, options,
+                     record, stopped, metrics, len(jobs), tuner, tuned[i])  # fmt: skip
+
+
+def _concat_results(results: Sequence[EmbedResult]) -> EmbedResult:
+    """The results of several batches as one (same steps: histories concatenate by image)."""
+    if len(results) == 1:
+        return results[0]
+
+    def cat(ts: list[torch.Tensor | None]) -> torch.Tensor | None:
+        return None if any(t is None for t in ts) else torch.cat(ts)  # type: ignore[arg-type]
+
+    return EmbedResult(
+        ws=torch.cat([r.ws for r in results]),
+        images=torch.cat([r.images for r in results]),
+        losses={k: torch.cat([r.losses[k] for r in results]) for k in results[0].losses},
+        history=torch.cat([r.history for r in results], dim=1),
+        elapsed=sum(r.elapsed for r in results),
+        z=cat([r.z for r in results]),
+        w_single=cat([r.w_single for r in results]),
+        noise=[torch.cat(ts) for ts in zip(*(r.noise for r in results), strict=True)],
+    )
+
+
+def _tuned_source(record: Mapping[str, Any], tuner: PivotalTuner) -> dict[str, Any]:
+    """What a tuned generator file's header records: the generator it was tuned from (name and
+    sha256, never a path) and the settings."""
+    from pathlib import PurePath
+
+    name = str(record.get("generator", ""))
+    if Path(name).is_file():
+        name = PurePath(name).name
+    return {
+        "tuned_from": {"generator": name, "sha256": record.get("generator_sha256")},
+        "pti": tuner.record(),
+    }
 
 
 def _finished(job: EmbedJob) -> JobOutcome | None:
@@ -500,11 +651,12 @@ def _run_batch(
     batches: int,
     stop: Callable[[], bool] | None,
     masks: torch.Tensor | None = None,  # [N, 1, H, W] or None
+    keep_final: bool = False,  # checkpoint the finished state too (a tuning stage follows)
 ) -> Generator[BatchProgress, None, tuple[EmbedResult, bool]]:
     """Optimise one batch, yielding its progress; returns (result, stopped early)."""
     first = jobs[0].state
     state = EmbedState.merge([job.state for job in jobs if job.state]) if first else None
-    steps = embedder.config.total_steps  # W+ steps and noise-stage steps: one loop
+    steps = embedder.config.latent_steps  # W+ steps and noise-stage steps: one loop
     start = state.step if state is not None else 0
     # Reports (the only host syncs) land on every checkpoint and video frame; short runs report
     # more often so progress moves (~100 updates per run at most).
@@ -540,7 +692,9 @@ def _run_batch(
                         save_image(img, job.paths.frames / f"frame_{report.step:07d}.png")
                     except OSError as e:
                         warn_once(job, "video frames", e)
-            if report.step % options.checkpoint_every == 0 and report.step < steps:
+            if (report.step % options.checkpoint_every == 0 and report.step < steps) or (
+                keep_final and report.step == steps and report.step > start
+            ):
                 save_all(report)
             yield BatchProgress(jobs, report, batch, batches, start)
             if stop is not None and report.step < steps and stop():
@@ -555,6 +709,29 @@ def _run_batch(
     if last is None:
         raise RuntimeError("the optimisation produced no report")
     return embedder.finish(targets, last.state(), masks=masks), stopped
+
+
+def _write_tuning(
+    job: EmbedJob,
+    tuned: TunedImage,
+    tuner: PivotalTuner,
+    record: Mapping[str, Any],
+    before: Mapping[str, float],
+) -> dict[str, Any]:
+    """Write an image's tuned generator (unless shared: written already) and pti_losses.csv;
+    returns the "pti" block of its latent file."""
+    from .pti_runner import pti_metadata, save_tuned_generator, write_pti_losses_csv
+
+    if tuned.file is None:
+        file = job.paths.generator
+        save_tuned_generator(
+            tuned.generator, file, {**_tuned_source(record, tuner), "images": [job.name]}
+        )
+        sha = sha256_file(file)
+    else:
+        file, sha = tuned.file, tuned.sha256 or sha256_file(tuned.file)
+    write_pti_losses_csv(job.paths.pti_losses, tuned.history, tuned.clock)
+    return pti_metadata(tuner, tuned, file, job.paths.latent, sha, before)
 
 
 def _report_interval(*intervals: int) -> int:
@@ -594,6 +771,8 @@ def _write(
     stopped: bool,
     metrics: Sequence[Metric],
     batch_images: int = 1,
+    tuner: PivotalTuner | None = None,
+    tuned: TunedImage | None = None,  # its pivotal tuning; `result` is then the tuned render
 ) -> JobOutcome:
     if not bool(torch.isfinite(result.ws).all()):
         error = (
@@ -605,9 +784,24 @@ def _write(
     measured: dict[str, float] = {}
     for metric in metrics:
         measured.update(metric(result, target, job.mask))
+    before: dict[str, float] = {}
+    if tuned is not None:  # the pivot's metrics before tuning, as latent_* (every stage's)
+        for metric in metrics:
+            before.update(metric(tuned.before, target, job.mask))
+        measured.update({f"latent_{k}": v for k, v in before.items()})
     if measured:  # the batch's time shared by its images
-        measured["time_s"] = round(float(result.elapsed) / max(batch_images, 1), 3)
+        elapsed = float(result.elapsed) + (tuned.elapsed / tuned.images if tuned else 0.0)
+        measured["time_s"] = round(elapsed / max(batch_images, 1), 3)
     cfg = embedder.config
+    pti = None
+    if tuned is not None and tuner is not None:
+        try:
+            pti = _write_tuning(job, tuned, tuner, record, before)
+        except (OSError, I2SError) as e:
+            text = str(e) if isinstance(e, I2SError) else f"cannot write ({e.strerror or e})"
+            error = text if str(job.out_dir) in text else f"{job.out_dir}: {text}"
+            logger.error("%s", error)
+            return JobOutcome.of(job, "failed", error=error)
     meta = latent_metadata(
         record,
         cfg,
@@ -621,6 +815,7 @@ def _write(
         stopped_early=stopped,
         metrics=measured,
         masked=job.mask is not None,
+        pti=pti,
     )
     try:
         latent = write_record(job.paths, result, meta, job.clock, video=options.video)
