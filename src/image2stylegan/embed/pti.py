@@ -67,6 +67,7 @@ LPIPS_SIZE = 256  # LPIPS sees images larger than this at 256 px (as the authors
 PTI_TERMS = ("total", "pivot", "mse", "locality")  # the columns of a run's history
 
 LossFactory = Callable[[], Image2StyleGANLoss]
+_warned: list[bool] = []  # the perceptual+mse fallback is announced once per process
 
 
 def synthesis_parameters(G: Generator) -> dict[str, nn.Parameter]:
@@ -96,11 +97,13 @@ def resolve_pti_loss(config: EmbedConfig) -> EmbedConfig:
 
     if lpips_available():
         return config.replace(pti_loss="lpips+mse")
-    logger.warning(
-        "pivotal tuning uses perceptual+mse (Eq. 1 on the run's VGG-16): the paper's LPIPS "
-        "weights are not in the weights cache (`image2stylegan weights download "
-        "vgg16-torchvision` and `lpips-vgg` to use LPIPS + L2, or pass --pti-loss)"
-    )
+    if not _warned:
+        _warned.append(True)
+        logger.warning(
+            "pivotal tuning uses perceptual+mse (Eq. 1 on the run's VGG-16): the paper's LPIPS "
+            "weights are not in the weights cache (`image2stylegan weights download "
+            "vgg16-torchvision` and `lpips-vgg` to use LPIPS + L2, or pass --pti-loss)"
+        )
     return config.replace(pti_loss="perceptual+mse")
 
 
