@@ -1,5 +1,6 @@
 """Progress bars of the embedding commands, drawn from the embed runner's reports (tqdm on
-stderr): one bar per batch with the steps, the mean loss and the ETA."""
+stderr): one bar per batch with the steps, the mean loss and the ETA; the noise stage and
+pivotal tuning continue the batch's bar, labelled by their phase."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class EmbedProgress:
         report = progress.report
         losses = report.losses[:, 0].float().cpu()  # the one host sync per report
         self._bar.update(report.step - self._bar.n)
-        self._bar.set_postfix_str(f"loss {float(losses.mean()):.4g}")
+        phase = {"noise": "noise ", "pti": "tuning "}.get(report.phase, "")
+        self._bar.set_postfix_str(f"{phase}loss {float(losses.mean()):.4g}")
 
     @staticmethod
     def _open(progress: BatchProgress) -> Any:

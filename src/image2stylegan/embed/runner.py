@@ -36,6 +36,7 @@ import hashlib
 import io
 import logging
 import math
+import os
 import shutil
 import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -136,6 +137,7 @@ class JobOutcome:
     steps: int = 0
     elapsed_s: float = 0.0
     latent: str | None = None  # its latent file (status "done" or "skipped")
+    tuned_generator: str | None = None  # its pivotally tuned generator (embed --pti-steps)
     warnings: list[str] = field(default_factory=list)
     job: EmbedJob | None = field(default=None, repr=False, compare=False)
 
@@ -833,4 +835,5 @@ def _write(
         steps=int(result.history.shape[0]),
         elapsed_s=float(result.elapsed),
         latent=str(latent),
+        tuned_generator=os.path.normpath(latent.parent / pti["generator"]) if pti else None,
     )
