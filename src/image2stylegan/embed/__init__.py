@@ -13,6 +13,8 @@ The stage of the pipeline after the losses (image -> models -> checkpoints -> lo
 - records.py     one image's record: latent metadata, losses.csv, metrics.csv, output layouts;
 - masks.py       masked (local) embedding, Image2StyleGAN++ Eq. 1: MaskedLoss, RegionLoss;
 - evaluation.py  the reconstruction metrics every record gets (metrics.py on 8-bit images);
+- pti.py         pivotal tuning (Roich et al. 2022): tune the synthesis weights around the pivot;
+- pti_runner.py  that stage inside the runner: lockstep/shared runs, resume, tuned generators;
 - runner.py      the one loop over files (batches, resume, errors, events) the CLI, the web UI
                  and the experiments all run;
 - pipeline.py    `EmbedPipeline`: a loaded run (generator, VGG-16, start code) over the runner.

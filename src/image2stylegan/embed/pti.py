@@ -65,6 +65,7 @@ LOCALITY_PSI = 0.5  # truncation of the regulariser's w_z (the authors' release)
 PIXEL_SCALE = 127.5  # Image2StyleGANLoss's MSE is on the 0-255 scale: L2 on [-1, 1] = mse / 127.5²
 LPIPS_SIZE = 256  # LPIPS sees images larger than this at 256 px (as the authors' code)
 PTI_TERMS = ("total", "pivot", "mse", "locality")  # the columns of a run's history
+REFERENCE_W_DIM = 512  # the W width the paper's alpha = 30 is a distance in (FFHQ StyleGAN2)
 
 LossFactory = Callable[[], Image2StyleGANLoss]
 _warned: list[bool] = []  # the perceptual+mse fallback is announced once per process
@@ -292,7 +293,7 @@ class TuningRun:
         z = torch.randn(1, G.z_dim, generator=self.rng).to(tuner.device)
         with torch.no_grad():
             w_z = G.mapping(z, truncation_psi=LOCALITY_PSI)
-            w_r = locality_codes(pivot, w_z, tuner.config.pti_locality_alpha)
+            w_r = locality_codes(pivot, w_z, tuner.locality_alpha)
             before = tuner.crop(G.synthesis(w_r, noise_mode="const"))
         after = tuner.crop(self.G.synthesis(w_r, noise_mode="const"))
         return self.locality_loss(after, before)["total"].mean()
@@ -368,6 +369,14 @@ class PivotalTuner:
     def steps(self) -> int:
         return self.config.pti_steps
 
+    @property
+    def locality_alpha(self) -> float:
+        """The regulariser's distance in this generator's W: pti_locality_alpha is the paper's
+        distance in a 512-dimensional W (every official model), scaled by sqrt(w_dim / 512) for
+        other widths so that it probes the same neighbourhood of the pivot relative to the
+        spread of W (a 30 in a 24-dimensional W lies far outside every code it can map)."""
+        return self.config.pti_locality_alpha * math.sqrt(self.G.w_dim / REFERENCE_W_DIM)
+
     def crop(self, img: torch.Tensor) -> torch.Tensor:
         if self.content_box is None:
             return img
@@ -395,6 +404,7 @@ class PivotalTuner:
             "l2_weight": cfg.pti_l2_weight,
             "locality": cfg.pti_locality,
             "locality_alpha": cfg.pti_locality_alpha,
+            "locality_distance": self.locality_alpha,  # in this generator's W
             "locality_psi": LOCALITY_PSI,
             "shared": cfg.pti_shared,
         }

@@ -8,10 +8,14 @@ Layouts (`OutputPaths`):
 - `folder` (SPEC section 4; the CLI and the experiments): `OUT/<stem>/latent.npz`, `target.png`,
   `reconstruction.png`, `losses.csv`, optional `progress.mp4` and `mask.png` (a masked
   embedding's mask in the frame); while running a hidden `.checkpoint.pt` and `.progress/`
-  (video frames). `OUT/metrics.csv`: one row of reconstruction metrics per image.
+  (video frames). `OUT/metrics.csv`: one row of reconstruction metrics per image. Pivotal
+  tuning (`embed.pti`) adds `generator.safetensors` (the tuned generator, native format) and
+  `pti_losses.csv`, and `.pti_checkpoint.pt` while tuning; a shared tuning writes
+  `OUT/generator.safetensors` (and `OUT/.pti_checkpoint.pt`) instead.
 - `flat` (the web UI's run folders): `<name>.npz`, `<name>_target.png`,
   `<name>_reconstruction.png`, `<name>_losses.csv`, `<name>_progress.mp4`, `<name>_mask.png`,
-  and `metrics.csv` in the folder.
+  `<name>_generator.safetensors`, `<name>_pti_losses.csv`, and `metrics.csv` (and a shared
+  tuning's `generator.safetensors`) in the folder.
 
 Noise maps (Image2StyleGAN++ noise stage, or restarted noise): the latent file holds one float32
 array `noise_00`, `noise_01`, ... [1, 1, h, w] per noise input, in the generator's layer order

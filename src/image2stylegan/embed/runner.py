@@ -391,7 +391,9 @@ def _pti_report_every(tuner: PivotalTuner, options: RunOptions) -> int:
 def _check_shared_generator(job: EmbedJob, options: RunOptions) -> None:
     """A shared tuning writes the run folder's generator: never over another run's."""
     path = job.paths.shared_generator
-    if (path.exists() or path.is_symlink()) and not options.overwrite:
+    if options.overwrite:
+        job.paths.shared_checkpoint.unlink(missing_ok=True)
+    elif path.exists() or path.is_symlink():
         raise I2SError(
             f"{path} exists (the shared tuned generator of an earlier run, which its latent "
             "files render with); pass --overwrite to tune a new one, or use another --out"
@@ -606,6 +608,8 @@ def _job_fingerprint(base: str, job: EmbedJob) -> str:
 
 def _load_checkpoint(job: EmbedJob, fingerprint: str, overwrite: bool) -> None:
     path = job.paths.checkpoint
+    if overwrite:  # a pivotal tuning's resume state goes with the latent's
+        job.paths.pti_checkpoint.unlink(missing_ok=True)
     if not path.exists():
         return
     if overwrite:
