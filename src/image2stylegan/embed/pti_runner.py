@@ -10,7 +10,6 @@ and return what `_write` records: the tuned render as the result, and a `TunedIm
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -21,13 +20,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ..fileio import atomic_path, atomic_write_text, sha256_file
+from ..fileio import atomic_path, sha256_file
 from ..models.base import Generator as StyleGenerator
 from .embedder import EmbedResult, StepReport
 from .pti import PTI_TERMS, PivotalTuner, PTIState, TuningRun, final_terms
+from .records import write_step_csv
 
 __all__ = [
     "TunedImage",
@@ -269,20 +268,7 @@ def write_pti_losses_csv(
     """pti_losses.csv: step, total, pivot, mse, locality, elapsed_s (elapsed interpolated between
     report points). `pivot` is the pivot loss (LPIPS + L2, or Eq. 1), `mse` its pixel MSE term
     (0-255 scale), `locality` the regulariser L_R before its weight."""
-    rows = history.reshape(-1, len(PTI_TERMS)).numpy()
-    steps = np.arange(1, rows.shape[0] + 1)
-    samples = sorted(set(clock))
-    if samples:
-        cs, ct = zip(*samples, strict=True)
-        elapsed = np.interp(steps, [0, *cs], [0.0, *ct])
-    else:
-        elapsed = np.zeros(steps.shape, dtype=float)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", *PTI_TERMS, "elapsed_s"])
-    for k in range(rows.shape[0]):
-        writer.writerow([int(steps[k]), *(f"{v:.6g}" for v in rows[k]), f"{elapsed[k]:.3f}"])
-    atomic_write_text(path, out.getvalue())
+    write_step_csv(path, history, PTI_TERMS, clock)
 
 
 def shared_fingerprint(fingerprints: Sequence[str]) -> str:

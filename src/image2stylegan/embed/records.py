@@ -57,6 +57,7 @@ __all__ = [
     "update_metrics_csv",
     "write_losses_csv",
     "write_record",
+    "write_step_csv",
 ]
 
 CHECKPOINT_NAME = ".checkpoint.pt"
@@ -240,7 +241,18 @@ def write_losses_csv(
     clock: Sequence[tuple[int, float]] = (),
 ) -> None:
     """losses.csv; elapsed is sampled at report points and interpolated linearly between."""
-    rows = history.reshape(-1, 3).numpy()
+    write_step_csv(path, history, ("total", "perceptual", "mse"), clock)
+
+
+def write_step_csv(
+    path: Path,
+    history: torch.Tensor,  # [steps, len(columns)] per-step values of one image
+    columns: Sequence[str],
+    clock: Sequence[tuple[int, float]] = (),  # (step, elapsed s) samples at report points
+) -> None:
+    """A per-step CSV: step, the columns, elapsed_s (interpolated linearly between the clock's
+    samples), written atomically; losses.csv and pti_losses.csv."""
+    rows = history.reshape(-1, len(columns)).numpy()
     steps = np.arange(1, rows.shape[0] + 1)
     samples = sorted(set(clock))
     if samples:
@@ -250,12 +262,9 @@ def write_losses_csv(
         elapsed = np.zeros(steps.shape, dtype=float)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", "total", "perceptual", "mse", "elapsed_s"])
+    writer.writerow(["step", *columns, "elapsed_s"])
     for k in range(rows.shape[0]):
-        total, perc, mse = rows[k]
-        writer.writerow(
-            [int(steps[k]), f"{total:.6g}", f"{perc:.6g}", f"{mse:.6g}", f"{elapsed[k]:.3f}"]
-        )
+        writer.writerow([int(steps[k]), *(f"{v:.6g}" for v in rows[k]), f"{elapsed[k]:.3f}"])
     atomic_write_text(path, out.getvalue())
 
 

@@ -57,7 +57,15 @@ from .embedder import Embedder, EmbedResult, EmbedState, StepReport
 from .folders import check_output_folder, plan_names
 from .options import RunOptions
 from .pti import PivotalTuner
-from .pti_runner import TunedImage
+from .pti_runner import (
+    TunedImage,
+    pti_metadata,
+    save_tuned_generator,
+    shared_fingerprint,
+    tune_batch,
+    tune_shared,
+    write_pti_losses_csv,
+)
 from .records import (
     CHECKPOINT_NAME,
     Layout,
@@ -324,8 +332,6 @@ def iter_embed_files(
             for stage in stages:
                 result = stage(embedder, targets, result)
             if tuner is not None and not shared and not stopped:
-                from .pti_runner import tune_batch
-
                 result, tuned, stopped = yield from tune_batch(
                     batch, targets, masks, result, tuner,
                     [_job_fingerprint(base, job) for job in batch],
@@ -411,8 +417,6 @@ def _tune_and_write_shared(
     stop: Callable[[], bool] | None,
 ) -> Generator[EmbedEvent, None, None]:
     """One generator tuned on every image of the run (pti_shared), then every record."""
-    from .pti_runner import shared_fingerprint, tune_shared
-
     jobs = [job for d in deferred for job in d.jobs]
     targets = torch.cat([d.targets for d in deferred])
     masks = None
@@ -476,11 +480,9 @@ def _concat_results(results: Sequence[EmbedResult]) -> EmbedResult:
 def _tuned_source(record: Mapping[str, Any], tuner: PivotalTuner) -> dict[str, Any]:
     """What a tuned generator file's header records: the generator it was tuned from (name and
     sha256, never a path) and the settings."""
-    from pathlib import PurePath
-
     name = str(record.get("generator", ""))
     if Path(name).is_file():
-        name = PurePath(name).name
+        name = Path(name).name
     return {
         "tuned_from": {"generator": name, "sha256": record.get("generator_sha256")},
         "pti": tuner.record(),
@@ -726,8 +728,6 @@ def _write_tuning(
 ) -> dict[str, Any]:
     """Write an image's tuned generator (unless shared: written already) and pti_losses.csv;
     returns the "pti" block of its latent file."""
-    from .pti_runner import pti_metadata, save_tuned_generator, write_pti_losses_csv
-
     if tuned.file is None:
         file = job.paths.generator
         save_tuned_generator(
